@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 import custom_components.bambu_lan  # noqa: F401
+from tests.virtual_printer.fixtures import *  # noqa: F403
 
 
 @pytest.fixture(autouse=True)

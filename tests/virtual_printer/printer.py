@@ -1,0 +1,434 @@
+"""`VirtualPrinter`: one printer (broker + firmware process) and the handle tests drive it with.
+
+Every method is synchronous and returns within milliseconds (broker restarts: ~0.1-0.3 s), so
+the same handle serves plain tests and Home Assistant's async tests: nothing here needs the
+event loop, and no thread is started in the calling process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import base64
+from collections.abc import Callable, Mapping
+from functools import cache
+import json
+import os
+from pathlib import Path
+import select
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any, Final, Self
+
+from .broker import HOST, Broker, check_secret, die_with_parent
+from .models import Json, spec_for
+from .pki import PROFILES, ServerIdentity, TestCAs, issue_server
+
+REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+READY_TIMEOUT: Final = 15.0
+CONTROL_TIMEOUT: Final = 10.0
+
+
+class FirmwareError(RuntimeError):
+    """The firmware process failed, or refused a control request."""
+
+
+class VirtualPrinter:
+    """A Bambu-like printer on 127.0.0.1: real mosquitto over the printer's TLS chain, plus a
+    firmware process that answers like the chosen model.
+
+    Connection facts for a client: `host`, `port`, `serial`, `access_code` (user `bblp`), and
+    `ca_dir` (the PEM anchors to trust). The TLS leaf's CN is `serial` (except for the hostile
+    profiles) and `fingerprint` is its SHA-256.
+    """
+
+    def __init__(
+        self,
+        cas: TestCAs,
+        *,
+        serial: str,
+        access_code: str,
+        model: str = "X1C",
+        profile: str = "legacy",
+        port: int | None = None,
+        ca_dir: Path | None = None,
+        time_scale: float = 1.0,
+        push_interval: float = 1.0,
+        demo_print: bool = False,
+        prewarm: bool = False,
+    ) -> None:
+        """`prewarm`: take an already started firmware process and start the next one for
+        whoever comes after (saves the ~0.5 s Python needs to import paho)."""
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; one of {PROFILES}")
+        check_secret(access_code)
+        self.model = spec_for(model).code
+        self.profile = profile
+        self.serial = serial
+        self.host = HOST
+        self._cas = cas
+        _sweep_stale_workdirs()
+        self._workdir = Path(tempfile.mkdtemp(prefix=f"{_WORKDIR_PREFIX}{os.getpid()}-{serial}-"))
+        self.ca_dir = ca_dir or self._workdir / "ca"
+        if ca_dir is None:
+            cas.write_anchors(self.ca_dir)
+        self.identity: ServerIdentity  # issued by start()
+        self.broker = Broker(None, serial, access_code, port=port, workdir=self._workdir / "broker")
+        self._access_code = access_code
+        self._firmware_config = {
+            "model": self.model,
+            "time_scale": time_scale,
+            "push_interval": push_interval,
+            "demo_print": demo_print,
+        }
+        self._prewarm = prewarm
+        self._firmware: subprocess.Popen[bytes] | None = None
+        self._buffer = b""
+        self._next_id = 1
+
+    def __repr__(self) -> str:  # the access code stays out of reprs
+        return (
+            f"VirtualPrinter(model={self.model!r}, profile={self.profile!r}, "
+            f"serial={self.serial!r}, port={self.port})"
+        )
+
+    # -- facts ------------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        """The printer's MQTT/TLS port on 127.0.0.1."""
+        return self.broker.port
+
+    @property
+    def access_code(self) -> str:
+        """The current `bblp` password."""
+        return self._access_code
+
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 (lowercase hex) of the leaf certificate currently served."""
+        return self.identity.leaf.sha256
+
+    @property
+    def anchors(self) -> list[Path]:
+        """The CA files in `ca_dir`."""
+        return sorted(self.ca_dir.glob("*.pem"))
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> Self:
+        """Start the broker and the firmware; return once the printer serves requests."""
+        try:
+            # The firmware process takes longest to boot (importing paho): launch it first; it
+            # keeps trying to connect until the broker is up.
+            self.broker.reserve_ports()
+            self._spawn_firmware()
+            self.identity = issue_server(self.profile, self.serial, self._cas)
+            self.broker.set_identity(self.identity)
+            self.broker.start()
+            self._await_reply(0, READY_TIMEOUT)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _spawn_firmware(self) -> None:
+        process = _POOL.take() if self._prewarm else _spawn_firmware_process()
+        if self._prewarm:
+            _POOL.refill()
+        self._firmware = process
+        assert process.stdin is not None
+        config = {
+            **self._firmware_config,
+            "serial": self.serial,
+            "port": self.broker.firmware_port,
+            "password": self.broker.firmware_password,
+            "log": str(self._workdir / "firmware.log"),
+        }
+        process.stdin.write(json.dumps(config).encode() + b"\n")
+        process.stdin.flush()
+
+    def close(self) -> None:
+        """Stop everything and delete the temporary files. Raises if the firmware crashed."""
+        crashed = None
+        process, self._firmware = self._firmware, None
+        if process is not None:
+            if process.poll() is not None and process.returncode != 0:
+                crashed = f"firmware exited with {process.returncode}:\n{self.firmware_log()}"
+            assert process.stdin is not None
+            process.stdin.close()  # the firmware starts exiting while the broker stops
+        self.broker.close()
+        if process is not None:
+            self._end_firmware(process)
+        shutil.rmtree(self._workdir, ignore_errors=True)
+        if crashed:
+            raise FirmwareError(crashed)
+
+    @staticmethod
+    def _end_firmware(process: subprocess.Popen[bytes]) -> None:
+        assert process.stdin is not None
+        assert process.stdout is not None
+        try:
+            if not process.stdin.closed:
+                process.stdin.close()  # the firmware exits when its control pipe closes
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired, OSError:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def firmware_log(self, lines: int = 30) -> str:
+        """The end of the firmware's stderr (it logs at WARNING, DEBUG with -v)."""
+        try:
+            text = (self._workdir / "firmware.log").read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def broker_log(self, lines: int = 30) -> str:
+        """The end of mosquitto's log (connections, auth and TLS failures)."""
+        return self.broker.log_tail(lines)
+
+    # -- broker faults ----------------------------------------------------------------------------
+
+    def stop_broker(self) -> None:
+        """Take the printer off the network: connections drop, the port refuses."""
+        self.broker.stop()
+
+    def start_broker(self) -> None:
+        """Bring the broker back on the same port; returns once the firmware is back too."""
+        self.broker.start()
+        self._wait_firmware_connected()
+
+    def restart_broker(self) -> None:
+        """Drop every client (stop + start on the same port)."""
+        self.broker.restart()
+        self._wait_firmware_connected()
+
+    drop_clients = restart_broker
+
+    def set_access_code(self, access_code: str) -> None:
+        """Change the access code (the broker restarts, so clients must log in again)."""
+        self.broker.set_access_code(access_code)
+        self._access_code = access_code
+        if self.broker.running:
+            self._wait_firmware_connected()
+
+    def reissue_cert(self) -> str:
+        """Serve a freshly issued leaf (same serial and profile, new key): returns its SHA-256."""
+        self.identity = issue_server(self.profile, self.serial, self._cas)
+        self.broker.set_identity(self.identity)
+        if self.broker.running:
+            self._wait_firmware_connected()
+        return self.fingerprint
+
+    def _wait_firmware_connected(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT
+        while not self.status()["connected"]:
+            if time.monotonic() > deadline:
+                raise FirmwareError(f"firmware did not reconnect:\n{self.firmware_log()}")
+            time.sleep(0.02)
+
+    # -- firmware control -----------------------------------------------------------------------
+
+    def fault(self, name: str, **params: Any) -> None:
+        """Firmware faults: "silent" (stay connected, publish nothing, ignore requests) and
+        "resume"; "malformed" with kind= one of firmware.MALFORMED_KINDS; "refuse_next"
+        (optional reason=: the next command gets result "failed"); "ignore_next" (no ack);
+        "signed_commands" (required=True/False: set `print.fun` bit 0x20000000 and refuse every
+        command but ledctrl)."""
+        self._call("fault", name=name, **params)
+
+    def publish_raw(self, data: bytes, topic: str | None = None) -> None:
+        """Publish exactly these bytes on the report topic (or `topic`)."""
+        self._call("publish_raw", data=base64.b64encode(data).decode(), topic=topic)
+
+    def set_state(self, patch: Mapping[str, Any]) -> None:
+        """Deep-merge a raw `print` patch (protocol field names) and push the change."""
+        self._call("set_state", patch=dict(patch))
+
+    def state(self) -> Json:
+        """The firmware's whole `print` object as it stands."""
+        result: Json = self._call("state")
+        return result
+
+    def status(self) -> Json:
+        """{"connected", "silent", "gcode_state", "pushes", "signed_commands"}."""
+        result: Json = self._call("status")
+        return result
+
+    def push(self, *, full: bool = True) -> None:
+        """Publish now: the full state (msg 0), or the pending delta."""
+        self._call("push", full=full)
+
+    def start_job(
+        self,
+        name: str = "demo",
+        *,
+        layers: int = 50,
+        minutes: float = 30.0,
+        prepare_minutes: float = 2.0,
+    ) -> None:
+        """Start a print (PREPARE, RUNNING, FINISH) that lasts `minutes` of simulated time."""
+        job = {"name": name, "layers": layers, "minutes": minutes}
+        self._call("start_job", job={**job, "prepare_minutes": prepare_minutes})
+
+    def set_time_scale(self, scale: float) -> None:
+        """Simulated seconds per real second."""
+        self._call("time_scale", value=scale)
+
+    def set_door(self, is_open: bool) -> None:
+        """Open or close the door (X1C and H2D only)."""
+        self._call("door", open=is_open)
+
+    def raise_hms(self, attr: int, code: int) -> None:
+        """Add an HMS entry."""
+        self._call("hms", attr=attr, code=code)
+
+    def clear_hms(self) -> None:
+        """Remove every HMS entry."""
+        self._call("clear_hms")
+
+    def set_print_error(self, code: int) -> None:
+        """Set `print_error` (0 clears it)."""
+        self._call("print_error", code=code)
+
+    def received_commands(self) -> list[Json]:
+        """Every JSON object received on the request topic, oldest first."""
+        result: list[Json] = self._call("commands")
+        return result
+
+    def clear_commands(self) -> None:
+        """Forget the requests received so far."""
+        self._call("clear_commands")
+
+    def wait_for_command(self, command: str, within: float = 5.0) -> Json:
+        """Block until a request whose `command` is `command` arrived; return it."""
+        deadline = time.monotonic() + within
+        while (found := self._find_command(command)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {command!r} request within {within} s")
+            time.sleep(0.02)
+        return found
+
+    async def async_wait_for_command(self, command: str, within: float = 5.0) -> Json:
+        """Like `wait_for_command`, but lets the event loop run while waiting."""
+        deadline = time.monotonic() + within
+        while (found := self._find_command(command)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {command!r} request within {within} s")
+            await asyncio.sleep(0.02)  # the firmware is another process: polling is the way
+        return found
+
+    def _find_command(self, command: str) -> Json | None:
+        for request in self.received_commands():
+            for body in request.values():
+                if isinstance(body, dict) and body.get("command") == command:
+                    return request
+        return None
+
+    # -- control pipe ---------------------------------------------------------------------------
+
+    def _call(self, op: str, **args: Any) -> Any:
+        process = self._require_firmware()
+        assert process.stdin is not None
+        request_id, self._next_id = self._next_id, self._next_id + 1
+        try:
+            process.stdin.write(json.dumps({"id": request_id, "op": op, **args}).encode() + b"\n")
+            process.stdin.flush()
+        except BrokenPipeError:
+            raise FirmwareError(f"firmware is gone:\n{self.firmware_log()}") from None
+        reply = self._await_reply(request_id, CONTROL_TIMEOUT)
+        if not reply.get("ok"):
+            raise FirmwareError(f"{op}: {reply.get('error')}")
+        return reply.get("result")
+
+    def _require_firmware(self) -> subprocess.Popen[bytes]:
+        if self._firmware is None:
+            raise FirmwareError("the virtual printer is not running")
+        return self._firmware
+
+    def _await_reply(self, request_id: int, timeout: float) -> Json:
+        process = self._require_firmware()
+        assert process.stdout is not None
+        fd = process.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\n" in self._buffer:
+                line, self._buffer = self._buffer.split(b"\n", 1)
+                reply: Json = json.loads(line)
+                if reply.get("id") == request_id:
+                    return reply
+            remaining = deadline - time.monotonic()
+            readable, _, _ = select.select([fd], [], [], max(0.0, remaining))
+            chunk = os.read(fd, 1 << 20) if readable else b""
+            if not chunk:
+                why = "timed out" if not readable else "exited"
+                raise FirmwareError(
+                    f"firmware {why} (request {request_id}):\n{self.firmware_log()}"
+                )
+            self._buffer += chunk
+
+
+_WORKDIR_PREFIX: Final = "virtual-printer-"
+
+
+@cache
+def _sweep_stale_workdirs() -> None:
+    """Once per process: delete work dirs whose owner died without cleaning up (killed runs)."""
+    for path in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
+        owner = path.name.removeprefix(_WORKDIR_PREFIX).split("-", 1)[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _spawn_firmware_process() -> subprocess.Popen[bytes]:
+    """A firmware process that waits for its configuration on stdin."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.virtual_printer.firmware"],
+        cwd=REPO_ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # until it is told its log file
+        # own process group: a terminal's Ctrl-C reaches only us, and we stop it
+        process_group=0,
+        preexec_fn=die_with_parent,  # noqa: PLW1509 - calls one async-signal-safe syscall
+    )
+
+
+class _FirmwarePool:
+    """One spare firmware process, started ahead of the printer that will use it."""
+
+    def __init__(self) -> None:
+        self._spare: subprocess.Popen[bytes] | None = None
+
+    def take(self) -> subprocess.Popen[bytes]:
+        spare, self._spare = self._spare, None
+        if spare is None or spare.poll() is not None:
+            return _spawn_firmware_process()
+        return spare
+
+    def refill(self) -> None:
+        if self._spare is None:
+            self._spare = _spawn_firmware_process()
+
+    def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            VirtualPrinter._end_firmware(spare)
+
+
+_POOL = _FirmwarePool()
+atexit.register(_POOL.close)
+
+
+type PrinterFactory = Callable[..., VirtualPrinter]
