@@ -6,6 +6,8 @@ The integration is imported at module level on purpose: otherwise the harness mo
 
 from __future__ import annotations
 
+from unittest.mock import AsyncMock
+
 import pytest
 
 import custom_components.bambu_lan  # noqa: F401
@@ -15,3 +17,14 @@ from tests.virtual_printer.fixtures import *  # noqa: F403
 @pytest.fixture(autouse=True)
 def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let every test load custom integrations."""
+
+
+@pytest.fixture(autouse=True)
+def discovery_on_loopback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discovery binds 127.0.0.1 on a free port in tests, and only where sockets are enabled."""
+    from custom_components.bambu_lan import discovery
+
+    monkeypatch.setattr(discovery, "DISCOVERY_ADDRESS", "127.0.0.1")
+    monkeypatch.setattr(discovery, "DISCOVERY_PORT", 0)
+    if "socket_enabled" not in request.fixturenames:
+        monkeypatch.setattr(discovery, "async_start_discovery", AsyncMock(return_value=None))

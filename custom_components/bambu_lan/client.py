@@ -1,0 +1,508 @@
+"""One MQTT session to one printer, driven from the asyncio event loop.
+
+No Home Assistant imports: this module is library grade. paho-mqtt does the protocol; we own the
+socket. The blocking part of a connect (TCP connect + verified TLS handshake, both inside
+`Client.connect`) runs in the executor; afterwards paho's socket is driven with
+`loop.add_reader` / `add_writer` and a one-second `loop_misc` timer, so no paho network thread
+exists and nothing blocks the loop.
+
+The TLS context comes from `tls.py`, bound to the serial: the certificate must chain to a bundled
+Bambu CA and carry CN = serial before paho sends a byte of MQTT (and so the access code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+import contextlib
+from dataclasses import dataclass, field
+import itertools
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from typing import Any, Final, Protocol
+import uuid
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+from .model import decode_payload
+from .tls import (
+    CertificateReport,
+    PrinterTLSError,
+    async_create_printer_context,
+    classify_ssl_error,
+    report_from_ssl,
+)
+
+_LOGGER = logging.getLogger(__name__)
+
+USERNAME: Final = "bblp"
+KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drops the link
+CONNECT_TIMEOUT: Final = 10.0  # TCP connect + TLS handshake + CONNACK
+COMMAND_TIMEOUT: Final = 10.0
+# Printers that stay connected but stop publishing exist (BambuStudio#2404): after this much
+# silence we ask the printer to resume pushing, and after SILENCE_DROP we treat the link as dead.
+SILENCE_NUDGE: Final = 60.0
+SILENCE_DROP: Final = 90.0
+WATCHDOG_INTERVAL: Final = 10.0
+# P1P lags when asked for a full report too often; one pushall per five minutes at most.
+PUSHALL_MIN_INTERVAL: Final = 300.0
+BACKOFF_INITIAL: Final = 1.0
+BACKOFF_MAX: Final = 60.0
+_DEBUG_LOG_INTERVAL: Final = 60.0
+
+
+class SessionError(Exception):
+    """Base class of the session's errors (messages never contain the access code)."""
+
+
+class CannotConnect(SessionError):
+    """The MQTT login did not complete for a reason other than a rejected access code."""
+
+
+class ConnectTimeout(CannotConnect):
+    """The TLS connection opened but the printer did not answer the MQTT login in time."""
+
+
+class InvalidAuth(SessionError):
+    """The printer rejected the access code (CONNACK 5, not authorised)."""
+
+
+class CommandError(SessionError):
+    """A command was refused by the printer, timed out, or could not be sent."""
+
+    def __init__(self, command: str, kind: str, reason: str = "") -> None:
+        """Describe the failure: kind is one of failed, timeout, not_connected."""
+        super().__init__(f"{command}: {kind}{f' ({reason})' if reason else ''}")
+        self.command = command
+        self.kind = kind
+        self.reason = reason
+
+
+class SessionListener(Protocol):
+    """What the session tells its owner (all called on the event loop)."""
+
+    def on_report(self, message: dict[str, Any]) -> None:
+        """A decoded report from the printer's report topic."""
+
+    def on_connected(self, certificate: CertificateReport) -> None:
+        """The session is (re)connected and logged in; the certificate is the live one."""
+
+    def on_disconnected(self, error: Exception | None) -> None:
+        """The link dropped (or a reconnect attempt failed with error)."""
+
+    def on_reconnect_failed(self, error: Exception) -> bool:
+        """A reconnect attempt failed; return False to stop retrying (e.g. bad access code)."""
+
+
+@dataclass
+class SessionStats:
+    """Counters for diagnostics."""
+
+    connects: int = 0
+    disconnects: int = 0
+    messages: int = 0
+    dropped_messages: int = 0
+    last_error: str | None = None
+    last_message_monotonic: float | None = None
+    connected_since: float | None = field(default=None)
+
+
+class PrinterSession:
+    """One verified MQTT connection to one printer, with reconnects and command acknowledgements."""
+
+    def __init__(
+        self,
+        host: str,
+        serial: str,
+        access_code: str,
+        listener: SessionListener,
+        *,
+        port: int = 8883,
+        pinned_cert: str | None = None,
+        request_state: bool = True,
+    ) -> None:
+        """Prepare a session; nothing connects until `async_connect`.
+
+        request_state=False (the config flow's short validation connection) skips the automatic
+        get_version + pushall after connecting, so the entry's own connection can ask instead.
+        """
+        self.host = host
+        self.port = port
+        self.serial = serial
+        self._access_code = access_code
+        self._pinned_cert = pinned_cert
+        self._listener = listener
+        self._request_state = request_state
+        self._report_topic = f"device/{serial}/report"
+        self._request_topic = f"device/{serial}/request"
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._client: mqtt.Client | None = None
+        self._fileno: int | None = None
+        self._connack: asyncio.Future[ReasonCode] | None = None
+        self._misc_timer: asyncio.TimerHandle | None = None
+        self._watchdog_timer: asyncio.TimerHandle | None = None
+        self._pushall_timer: asyncio.TimerHandle | None = None
+        self._reconnect_task: asyncio.Task[None] | None = None
+        # (type key, sequence_id) -> (command, future awaiting the acknowledgement)
+        self._pending: dict[tuple[str, str], tuple[str, asyncio.Future[dict[str, Any]]]] = {}
+        self._sequence = itertools.count(random.randrange(10_000, 20_000))  # noqa: S311 - not a secret
+        self._last_pushall: float | None = None
+        self._nudged = False
+        self._closing = False
+        self._last_debug_log = 0.0
+        self.connected = False
+        self.certificate: CertificateReport | None = None
+        self.stats = SessionStats()
+
+    def __repr__(self) -> str:
+        """Never show the access code."""
+        return f"<PrinterSession {self.host}:{self.port} connected={self.connected}>"
+
+    # --- connecting ------------------------------------------------------------------------------
+
+    async def async_connect(self) -> CertificateReport:
+        """Connect once; raise PrinterTLSError, InvalidAuth or CannotConnect on failure."""
+        context = await async_create_printer_context(self.serial, pinned_cert=self._pinned_cert)
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"bambu_lan_{uuid.uuid4().hex[:12]}",
+            protocol=MQTTProtocolVersion.MQTTv311,
+            clean_session=True,
+        )
+        client.username_pw_set(USERNAME, self._access_code)
+        client.tls_set_context(context)
+        client.connect_timeout = CONNECT_TIMEOUT
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_socket_register_write
+        client.on_socket_unregister_write = self._on_socket_unregister_write
+        self._client = client
+        self._connack = self._loop.create_future()
+        try:
+            try:
+                await self._loop.run_in_executor(
+                    None, client.connect, self.host, self.port, KEEPALIVE
+                )
+            except PrinterTLSError:
+                raise
+            except (OSError, ssl.SSLError, ValueError) as err:
+                raise classify_ssl_error(
+                    err, host=self.host, port=self.port, serial=self.serial
+                ) from None
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                reason = await self._connack
+        except BaseException as err:
+            self._teardown_client()
+            self.stats.last_error = _describe(err)
+            if isinstance(err, TimeoutError):
+                raise ConnectTimeout(
+                    f"{self.host}:{self.port}: no MQTT answer within {CONNECT_TIMEOUT:.0f} s"
+                ) from None
+            raise
+        if reason.is_failure:
+            self._teardown_client()
+            # CONNACK 4 (bad user name or password) and 5 (not authorised) both mean the code.
+            if reason.value in (4, 5, 0x86, 0x87):
+                self.stats.last_error = "invalid access code"
+                raise InvalidAuth(f"{self.host}:{self.port}: the printer rejected the access code")
+            self.stats.last_error = str(reason)
+            raise CannotConnect(f"{self.host}:{self.port}: MQTT login refused ({reason})")
+        sock = client.socket()
+        assert isinstance(sock, ssl.SSLSocket)
+        self.certificate = report_from_ssl(sock)
+        self._after_connect(client)
+        return self.certificate
+
+    def _after_connect(self, client: mqtt.Client) -> None:
+        self.connected = True
+        self.stats.connects += 1
+        self.stats.connected_since = time.monotonic()
+        self.stats.last_message_monotonic = time.monotonic()
+        self._nudged = False
+        client.subscribe(self._report_topic)
+        if self._request_state:
+            self._publish({"info": {"sequence_id": self._next_seq(), "command": "get_version"}})
+            self._request_pushall()
+        self._schedule_watchdog()
+
+    def _request_pushall(self) -> None:
+        """Ask for the full state, but never more often than the printer tolerates."""
+        now = time.monotonic()
+        if self._pushall_timer is not None:
+            return
+        if self._last_pushall is not None and now - self._last_pushall < PUSHALL_MIN_INTERVAL:
+            self._pushall_timer = self._loop.call_at(
+                self._loop.time() + PUSHALL_MIN_INTERVAL - (now - self._last_pushall),
+                self._deferred_pushall,
+            )
+            return
+        self._last_pushall = now
+        self._publish(
+            {
+                "pushing": {
+                    "sequence_id": self._next_seq(),
+                    "command": "pushall",
+                    "version": 1,
+                    "push_target": 1,
+                }
+            }
+        )
+
+    def _deferred_pushall(self) -> None:
+        self._pushall_timer = None
+        if self.connected:
+            self._request_pushall()
+
+    def start_reconnecting(self) -> None:
+        """Keep the session connected from now on (after the first successful connect)."""
+        if self._reconnect_task is None and not self.connected and not self._closing:
+            self._reconnect_task = self._loop.create_task(
+                self._reconnect_loop(), name=f"bambu_lan reconnect {self.host}"
+            )
+
+    async def _reconnect_loop(self) -> None:
+        delay = BACKOFF_INITIAL
+        try:
+            while not self._closing:
+                # Full jitter keeps a farm of printers from reconnecting in lockstep.
+                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+                try:
+                    await self.async_connect()
+                except (SessionError, PrinterTLSError) as err:
+                    if not self._listener.on_reconnect_failed(err):
+                        return
+                    delay = min(delay * 2, BACKOFF_MAX)
+                    continue
+                self._listener.on_connected(self.certificate)  # type: ignore[arg-type]
+                return
+        finally:
+            self._reconnect_task = None
+
+    async def async_close(self) -> None:
+        """Disconnect for good: no thread, timer or task is left behind."""
+        self._closing = True
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect_task
+        client = self._client
+        if client is not None and self.connected:
+            client.disconnect()
+            client.loop_write()
+        self._teardown_client()
+        self.connected = False
+        self._fail_pending()
+
+    def _teardown_client(self) -> None:
+        for timer in (self._misc_timer, self._watchdog_timer, self._pushall_timer):
+            if timer is not None:
+                timer.cancel()
+        self._misc_timer = self._watchdog_timer = self._pushall_timer = None
+        client = self._client
+        if client is not None:
+            self._async_forget_socket(client)
+            self._client = None
+            client.on_disconnect = None
+            sock = client.socket()
+            if sock is not None:
+                sock.close()
+
+    def _connection_lost(self, error: Exception | None) -> None:
+        if not self.connected:
+            return
+        self.connected = False
+        if self._closing:
+            return
+        self.stats.disconnects += 1
+        if error is not None:
+            self.stats.last_error = _describe(error)
+        self._teardown_client()
+        self._fail_pending()
+        self._listener.on_disconnected(error)
+        if not self._closing:
+            self.start_reconnecting()
+
+    # --- paho callbacks (on the loop, except socket open/register-write during connect) -------
+
+    def _in_loop(self, callback: Callable[..., None], *args: Any) -> None:
+        if threading.get_ident() == self._loop_thread:
+            callback(*args)
+        else:
+            self._loop.call_soon_threadsafe(callback, *args)
+
+    def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        self._in_loop(self._async_on_socket_open, client, sock, sock.fileno())
+
+    def _async_on_socket_open(self, client: mqtt.Client, sock: Any, fileno: int) -> None:
+        if client is not self._client:
+            return
+        # Register by descriptor number: by the time paho reports a close the socket object
+        # already says -1, and the loop would no longer find it.
+        self._fileno = fileno
+        self._loop.add_reader(fileno, self._read, client, sock)
+        self._misc_timer = self._loop.call_later(1, self._misc, client)
+
+    def _on_socket_close(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        self._in_loop(self._async_forget_socket, client)
+
+    def _async_forget_socket(self, client: mqtt.Client) -> None:
+        if client is not self._client or self._fileno is None:
+            return
+        self._loop.remove_reader(self._fileno)
+        self._loop.remove_writer(self._fileno)
+        self._fileno = None
+
+    def _on_socket_register_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        self._in_loop(self._async_register_write, client)
+
+    def _async_register_write(self, client: mqtt.Client) -> None:
+        if client is self._client and self._fileno is not None:
+            self._loop.add_writer(self._fileno, self._write, client)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        self._in_loop(self._async_unregister_write, client)
+
+    def _async_unregister_write(self, client: mqtt.Client) -> None:
+        if client is self._client and self._fileno is not None:
+            self._loop.remove_writer(self._fileno)
+
+    def _read(self, client: mqtt.Client, sock: ssl.SSLSocket) -> None:
+        # paho reads one packet per call; TLS may already hold more decrypted bytes that the
+        # socket's readiness will not announce again, so drain them here.
+        while client.loop_read() == mqtt.MQTT_ERR_SUCCESS and client is self._client:
+            if sock.fileno() == -1 or not sock.pending():
+                break
+
+    def _write(self, client: mqtt.Client) -> None:
+        client.loop_write()
+
+    def _misc(self, client: mqtt.Client) -> None:
+        if client is not self._client:
+            return
+        client.loop_misc()
+        if client is self._client:
+            self._misc_timer = self._loop.call_later(1, self._misc, client)
+
+    def _on_connect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_result(reason)
+
+    def _on_disconnect(
+        self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+    ) -> None:
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(CannotConnect(f"connection closed before login ({reason})"))
+            return
+        self._connection_lost(None if self._closing else ConnectionError(str(reason)))
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self.stats.last_message_monotonic = time.monotonic()
+        self._nudged = False
+        if msg.topic != self._report_topic:
+            self._drop(f"topic {msg.topic} is not this printer's")
+            return
+        message = decode_payload(msg.payload)
+        if message is None:
+            self._drop(f"undecodable payload of {len(msg.payload)} bytes")
+            return
+        self.stats.messages += 1
+        if self._pending:
+            self._match_ack(message)
+        self._listener.on_report(message)
+
+    def _drop(self, reason: str) -> None:
+        self.stats.dropped_messages += 1
+        now = time.monotonic()
+        if now - self._last_debug_log >= _DEBUG_LOG_INTERVAL:
+            self._last_debug_log = now
+            _LOGGER.debug(
+                "Dropped a message from %s: %s (at most one log a minute)", self.host, reason
+            )
+
+    # --- silence watchdog ----------------------------------------------------------------------
+
+    def _schedule_watchdog(self) -> None:
+        self._watchdog_timer = self._loop.call_later(WATCHDOG_INTERVAL, self._watchdog)
+
+    def _watchdog(self) -> None:
+        self._watchdog_timer = None
+        if not self.connected or self.stats.last_message_monotonic is None:
+            return
+        silence = time.monotonic() - self.stats.last_message_monotonic
+        if silence >= SILENCE_DROP:
+            _LOGGER.debug("%s silent for %.0f s; reconnecting", self.host, silence)
+            self._connection_lost(TimeoutError(f"no report for {silence:.0f} s"))
+            return
+        if silence >= SILENCE_NUDGE and not self._nudged:
+            self._nudged = True
+            self._publish({"pushing": {"sequence_id": "0", "command": "start"}})
+        self._schedule_watchdog()
+
+    # --- commands --------------------------------------------------------------------------------
+
+    def _next_seq(self) -> str:
+        return str(next(self._sequence))
+
+    def _publish(self, payload: dict[str, Any]) -> None:
+        assert self._client is not None
+        self._client.publish(self._request_topic, json.dumps(payload, separators=(",", ":")))
+
+    async def async_command(
+        self,
+        kind: str,
+        command: str,
+        params: dict[str, Any] | None = None,
+        *,
+        ack_timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Publish a command and wait for the printer's acknowledgement (same sequence_id)."""
+        if not self.connected or self._client is None:
+            raise CommandError(command, "not_connected")
+        sequence = self._next_seq()
+        future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
+        self._pending[(kind, sequence)] = (command, future)
+        try:
+            self._publish({kind: {"sequence_id": sequence, "command": command, **(params or {})}})
+            async with asyncio.timeout(COMMAND_TIMEOUT if ack_timeout is None else ack_timeout):
+                ack = await future
+        except TimeoutError:
+            raise CommandError(command, "timeout") from None
+        finally:
+            self._pending.pop((kind, sequence), None)
+        result = str(ack.get("result", "success")).lower()
+        if result != "success":
+            raise CommandError(command, "failed", str(ack.get("reason") or ""))
+        return ack
+
+    def _match_ack(self, message: dict[str, Any]) -> None:
+        for kind, body in message.items():
+            if not isinstance(body, dict):
+                continue
+            pending = self._pending.get((kind, str(body.get("sequence_id"))))
+            if pending is None:
+                continue
+            command, future = pending
+            if body.get("command") == command and not future.done():
+                future.set_result(body)
+
+    def _fail_pending(self) -> None:
+        for command, future in self._pending.values():
+            if not future.done():
+                future.set_exception(CommandError(command, "not_connected"))
+        self._pending.clear()
+
+
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"

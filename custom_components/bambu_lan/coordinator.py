@@ -1,0 +1,256 @@
+"""Push coordinator: owns one printer's session, its merged state and its certificate report."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime, timedelta
+import logging
+from typing import Any, Final
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import (
+    ConfigEntryAuthFailed,
+    ConfigEntryNotReady,
+    HomeAssistantError,
+)
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from . import issues
+from .client import CannotConnect, CommandError, InvalidAuth, PrinterSession
+from .const import (
+    CONF_ACCESS_CODE,
+    CONF_CERT_FINGERPRINT,
+    CONF_HOST,
+    CONF_PINNED_CERT,
+    CONF_SERIAL,
+    DOMAIN,
+    MQTT_PORT,
+)
+from .health import CertificateHealth, evaluate_health
+from .model import PrinterState
+from .tls import CertificateReport, PrinterTLSError
+
+_LOGGER = logging.getLogger(__name__)
+
+FIRST_REPORT_TIMEOUT: Final = 20.0
+HEALTH_CHECK_INTERVAL: Final = timedelta(days=1)
+
+type BambuConfigEntry = ConfigEntry[BambuCoordinator]
+
+
+class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
+    """Holds the printer's state; the session pushes into it (there is no polling)."""
+
+    config_entry: BambuConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: BambuConfigEntry) -> None:
+        """Create the coordinator; the connection opens in `_async_setup`."""
+        super().__init__(
+            hass,
+            _LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=None,
+        )
+        self.serial: str = entry.data[CONF_SERIAL]
+        self.host: str = entry.data[CONF_HOST]
+        self.state = PrinterState(self.serial)
+        self.session: PrinterSession | None = None
+        self.certificate: CertificateReport | None = None
+        self.tls_error: PrinterTLSError | None = None
+        self.tls_error_at: str | None = None
+        self._full_report = asyncio.Event()
+        self._unavailable_logged = False
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    async def _async_setup(self) -> None:
+        """Open the verified connection; map failures to what Home Assistant should do."""
+        data = self.config_entry.data
+        session = PrinterSession(
+            self.host,
+            self.serial,
+            data[CONF_ACCESS_CODE],
+            self,
+            port=data.get("port", MQTT_PORT),
+            pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
+        )
+        try:
+            certificate = await session.async_connect()
+        except InvalidAuth as err:
+            raise ConfigEntryAuthFailed(
+                translation_domain=DOMAIN, translation_key="invalid_auth"
+            ) from err
+        except PrinterTLSError as err:
+            self._record_tls_error(err)
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key=f"tls_{err.kind}",
+                translation_placeholders=issues.tls_placeholders(err),
+            ) from err
+        except CannotConnect as err:
+            raise ConfigEntryNotReady(
+                translation_domain=DOMAIN,
+                translation_key="cannot_connect",
+                translation_placeholders={"host": self.host, "error": str(err)},
+            ) from err
+        self.session = session
+        self._on_verified(certificate)
+
+    async def _async_update_data(self) -> PrinterState:
+        """Only used by the first refresh: wait for the printer's first full report."""
+        try:
+            async with asyncio.timeout(FIRST_REPORT_TIMEOUT):
+                await self._full_report.wait()
+        except TimeoutError as err:
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="no_report",
+                translation_placeholders={"host": self.host},
+            ) from err
+        assert self.session is not None
+        self.session.start_reconnecting()
+        return self.state
+
+    async def async_close(self) -> None:
+        """Close the connection (unload, or a failed setup)."""
+        if self.session is not None:
+            await self.session.async_close()
+            self.session = None
+
+    async def async_shutdown(self) -> None:
+        """Close the session along with the coordinator."""
+        await super().async_shutdown()
+        await self.async_close()
+
+    # --- session listener (on the event loop) ------------------------------------------------
+
+    @callback
+    def on_report(self, message: dict[str, Any]) -> None:
+        """Merge a report; notify entities only when something changed."""
+        if not self.state.apply(message):
+            return
+        self._check_signed_commands()
+        if not self._full_report.is_set():
+            if self.state.full_state_received:
+                self._full_report.set()
+            return
+        self.async_set_updated_data(self.state)
+
+    @callback
+    def on_connected(self, certificate: CertificateReport) -> None:
+        """A reconnect succeeded."""
+        if self._unavailable_logged:
+            _LOGGER.info("Reconnected to the printer at %s", self.host)
+            self._unavailable_logged = False
+        self._on_verified(certificate)
+        self.async_set_updated_data(self.state)
+
+    @callback
+    def on_disconnected(self, error: Exception | None) -> None:
+        """The link dropped: entities go unavailable until the session reconnects."""
+        if not self._unavailable_logged:
+            _LOGGER.info("Lost the connection to the printer at %s: %s", self.host, error)
+            self._unavailable_logged = True
+        # Not async_set_update_error: it logs at ERROR, and losing a printer that was switched
+        # off is routine (logged once at INFO above).
+        self.last_exception = error or ConnectionError("disconnected")
+        self.last_update_success = False
+        self.async_update_listeners()
+
+    @callback
+    def on_reconnect_failed(self, error: Exception) -> bool:
+        """Decide whether to keep retrying after a failed reconnect."""
+        if isinstance(error, InvalidAuth):
+            _LOGGER.warning("The printer at %s rejected the access code", self.host)
+            self.config_entry.async_start_reauth(self.hass)
+            return False
+        if isinstance(error, PrinterTLSError):
+            self._record_tls_error(error)
+        return True
+
+    # --- certificate bookkeeping -------------------------------------------------------------
+
+    _health_timer: CALLBACK_TYPE | None = None
+    _signed_commands_required: bool | None = None
+
+    @property
+    def recorded_fingerprint(self) -> str | None:
+        """SHA-256 of the leaf accepted at setup (or confirmed later in a repair flow)."""
+        fingerprint: str | None = self.config_entry.data.get(CONF_CERT_FINGERPRINT)
+        return fingerprint
+
+    def certificate_health(self) -> CertificateHealth | None:
+        """The certificate health right now (cheap: no I/O)."""
+        return evaluate_health(
+            self.certificate,
+            self.recorded_fingerprint,
+            self.tls_error,
+            dt_util.utcnow(),
+            connected=self.session is not None and self.session.connected,
+        )
+
+    @callback
+    def async_check_certificate(self) -> None:
+        """Re-evaluate the health: open or close repair issues, refresh the entities."""
+        self._sync_certificate_issues()
+        self.async_update_listeners()
+
+    def _sync_certificate_issues(self) -> None:
+        issues.async_sync_certificate_issue(
+            self.hass,
+            self.config_entry,
+            self.certificate_health(),
+            report=self.certificate,
+            error=self.tls_error,
+            recorded_fingerprint=self.recorded_fingerprint,
+        )
+
+    def _on_verified(self, certificate: CertificateReport) -> None:
+        self.certificate = certificate
+        self.tls_error = None
+        self.tls_error_at = None
+        self._sync_certificate_issues()
+        if self._health_timer is None:
+            # Days left shrink while the connection stays up: re-evaluate once a day.
+            self._health_timer = async_track_time_interval(
+                self.hass, self._async_daily_check, HEALTH_CHECK_INTERVAL, cancel_on_shutdown=True
+            )
+            self.config_entry.async_on_unload(self._health_timer)
+
+    def _record_tls_error(self, error: PrinterTLSError) -> None:
+        self.tls_error = error
+        self.tls_error_at = dt_util.utcnow().isoformat()
+        # The certificate sensors stay available while disconnected: show what went wrong.
+        self.async_check_certificate()
+
+    @callback
+    def _async_daily_check(self, _now: datetime) -> None:
+        self.async_check_certificate()
+
+    def _check_signed_commands(self) -> None:
+        required = self.state.signed_commands_required
+        if required is None or required == self._signed_commands_required:
+            return
+        self._signed_commands_required = required
+        issues.async_set_signed_commands_issue(self.hass, self.config_entry, required)
+
+    # --- commands ----------------------------------------------------------------------------
+
+    async def async_send(
+        self, kind: str, command: str, params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Send a command and wait for its acknowledgement; failures are translated."""
+        if self.session is None:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_connected")
+        try:
+            return await self.session.async_command(kind, command, params)
+        except CommandError as err:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key=f"command_{err.kind}",
+                translation_placeholders={"command": command, "reason": err.reason or "-"},
+            ) from err

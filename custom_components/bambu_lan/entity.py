@@ -1,0 +1,67 @@
+"""Base entity: device info, unique ids, and writes only when the state really changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import EntityDescription
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .const import DOMAIN, MANUFACTURER
+from .coordinator import BambuCoordinator
+
+
+def device_info(coordinator: BambuCoordinator) -> DeviceInfo:
+    """The printer as a device (model and firmware come from get_version)."""
+    state = coordinator.state
+    return DeviceInfo(
+        identifiers={(DOMAIN, coordinator.serial)},
+        manufacturer=MANUFACTURER,
+        name=coordinator.config_entry.title,
+        model=state.product_name or (str(state.model) if state.model else None),
+        model_id=str(state.model) if state.model else None,
+        serial_number=coordinator.serial,
+        sw_version=state.firmware,
+        hw_version=state.hardware,
+    )
+
+
+class BambuEntity(CoordinatorEntity[BambuCoordinator]):
+    """An entity of one printer.
+
+    Coordinator updates arrive for every report that changed something in the printer's state;
+    most of them leave most entities as they were, so each entity compares what it would write
+    with what it wrote last and skips the state machine when nothing changed.
+    """
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: BambuCoordinator, description: EntityDescription) -> None:
+        """Bind the entity to its printer and description."""
+        super().__init__(coordinator)
+        self.entity_description = description
+        self._attr_unique_id = f"{coordinator.serial}_{description.key}"
+        self._attr_device_info = device_info(coordinator)
+        self._written: tuple[Any, ...] | None = None
+
+    def _refresh(self) -> tuple[Any, ...]:
+        """Set the `_attr_*` values from the printer's state and return them.
+
+        Platforms override this; the returned tuple decides whether the state machine is written.
+        """
+        return ()
+
+    @callback
+    def _handle_coordinator_update(self) -> None:
+        shown = (self.available, *self._refresh())
+        if shown == self._written:
+            return
+        self._written = shown
+        self.async_write_ha_state()
+
+    async def async_added_to_hass(self) -> None:
+        """Compute the first state before Home Assistant writes it."""
+        await super().async_added_to_hass()
+        self._written = (self.available, *self._refresh())

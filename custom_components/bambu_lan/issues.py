@@ -1,0 +1,195 @@
+"""Repair issues (Settings → Repairs) for problems the user can act on.
+
+Certificate problems are one issue per entry at a time, keyed by what is wrong (see
+`health.CertificateIssue`): each kind has its own issue id, so ignoring "expiring soon" does not
+ignore "untrusted", and a fix flow that resolves one kind may open the next. Issues disappear by
+themselves when the condition clears; an unreachable printer leaves them as they are.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Final
+
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+
+from .const import CONF_HOST, CONF_SERIAL, DOMAIN, MQTT_PORT
+from .health import (
+    FIXABLE_ISSUES,
+    CertificateHealth,
+    CertificateIssue,
+    certificate_issue,
+    days_left,
+    evaluate_health,
+    is_conclusive,
+)
+from .tls import CertificateReport, PrinterTLSError
+
+if TYPE_CHECKING:
+    from homeassistant.config_entries import ConfigEntry
+
+SIGNED_COMMANDS: Final = "signed_commands"
+# Which fix flow (repairs.py) a fixable issue's data asks for.
+FLOW_PIN: Final = "pin"
+FLOW_ACCEPT: Final = "accept"
+
+_WARNINGS: Final = frozenset({CertificateIssue.EXPIRING_SOON, CertificateIssue.CHANGED})
+
+
+def issue_id(key: str, entry: ConfigEntry) -> str:
+    """The id of one kind of issue for one entry."""
+    return f"{key}_{entry.entry_id}"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "-"
+
+
+def tls_placeholders(error: PrinterTLSError) -> dict[str, str]:
+    """The facts the translated TLS messages show; never secrets."""
+    return {
+        "host": error.host or "-",
+        "port": str(error.port or "-"),
+        "serial": error.serial or "-",
+        "issuer": error.issuer or "-",
+        "fingerprint": error.fingerprint or "-",
+        # Verified only when tls.py could prove the device genuine; the CN is merely claimed.
+        "presented_serial": error.presented_serial or "-",
+        "presented_cn": error.presented_cn or "-",
+        "pinned_fingerprint": error.pinned_fingerprint or "-",
+        "not_before": _when(error.not_before),
+        "not_after": _when(error.not_after),
+        "error": str(error),
+    }
+
+
+def _report_placeholders(report: CertificateReport, now: datetime) -> dict[str, str]:
+    return {
+        "issuer": report.issuer_path,
+        "fingerprint": report.sha256,
+        "not_before": _when(report.not_before),
+        "not_after": _when(report.not_after),
+        "days_left": str(days_left(report.not_after, now)),
+    }
+
+
+def _placeholders(
+    entry: ConfigEntry,
+    report: CertificateReport | None,
+    error: PrinterTLSError | None,
+    recorded_fingerprint: str | None,
+) -> dict[str, str]:
+    """Every placeholder any certificate issue text uses, so no text can miss one."""
+    placeholders = {
+        "title": entry.title,
+        "host": entry.data[CONF_HOST],
+        "port": str(entry.data.get("port", MQTT_PORT)),
+        "serial": entry.data[CONF_SERIAL],
+        "issuer": "-",
+        "fingerprint": "-",
+        "presented_serial": "-",
+        "presented_cn": "-",
+        "pinned_fingerprint": "-",
+        "not_before": "-",
+        "not_after": "-",
+        "days_left": "-",
+        "error": "-",
+        "old_fingerprint": recorded_fingerprint or "-",
+    }
+    if error is not None:
+        placeholders |= tls_placeholders(error)
+    elif report is not None:
+        placeholders |= _report_placeholders(report, dt_util.utcnow())
+    return placeholders
+
+
+def _fix_data(
+    key: CertificateIssue,
+    entry: ConfigEntry,
+    report: CertificateReport | None,
+    error: PrinterTLSError | None,
+) -> dict[str, str | int | float | None] | None:
+    """What a fix flow needs: exactly the certificate the issue shows."""
+    if key is CertificateIssue.CHANGED and report is not None:
+        return {"flow": FLOW_ACCEPT, "entry_id": entry.entry_id, "fingerprint": report.sha256}
+    if key in FIXABLE_ISSUES and error is not None and error.leaf_pem is not None:
+        return {
+            "flow": FLOW_PIN,
+            "entry_id": entry.entry_id,
+            "fingerprint": error.fingerprint,
+            "leaf_pem": error.leaf_pem,
+        }
+    return None
+
+
+@callback
+def async_sync_certificate_issue(
+    hass: HomeAssistant,
+    entry: ConfigEntry,
+    health: CertificateHealth | None,
+    *,
+    report: CertificateReport | None,
+    error: PrinterTLSError | None,
+    recorded_fingerprint: str | None,
+) -> None:
+    """Open the certificate issue that matches the evaluation and close the others."""
+    if not is_conclusive(health, error):
+        return
+    key = certificate_issue(health, error)
+    for other in CertificateIssue:
+        if other is not key:
+            ir.async_delete_issue(hass, DOMAIN, issue_id(other, entry))
+    if key is None:
+        return
+    data = _fix_data(key, entry, report, error)
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id(key, entry),
+        is_fixable=data is not None,
+        severity=ir.IssueSeverity.WARNING if key in _WARNINGS else ir.IssueSeverity.ERROR,
+        translation_key=key,
+        translation_placeholders=_placeholders(entry, report, error, recorded_fingerprint),
+        data=data,
+    )
+
+
+def async_create_tls_issue(hass: HomeAssistant, entry: ConfigEntry, error: PrinterTLSError) -> None:
+    """Explain a failed certificate verification (unreachable printers are not a TLS issue)."""
+    health = evaluate_health(None, None, error, dt_util.utcnow())
+    async_sync_certificate_issue(
+        hass, entry, health, report=None, error=error, recorded_fingerprint=None
+    )
+
+
+def async_clear_tls_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Close every certificate issue of the entry."""
+    for key in CertificateIssue:
+        ir.async_delete_issue(hass, DOMAIN, issue_id(key, entry))
+
+
+def async_remove_entry_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """The entry is gone: so are its issues (call from async_remove_entry)."""
+    async_clear_tls_issue(hass, entry)
+    ir.async_delete_issue(hass, DOMAIN, issue_id(SIGNED_COMMANDS, entry))
+
+
+@callback
+def async_set_signed_commands_issue(
+    hass: HomeAssistant, entry: ConfigEntry, required: bool
+) -> None:
+    """Open (or close) the issue for firmware that rejects unsigned commands."""
+    if not required:
+        ir.async_delete_issue(hass, DOMAIN, issue_id(SIGNED_COMMANDS, entry))
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id(SIGNED_COMMANDS, entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=SIGNED_COMMANDS,
+        translation_placeholders={"title": entry.title, "host": entry.data[CONF_HOST]},
+    )

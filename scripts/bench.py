@@ -1,0 +1,308 @@
+"""Benchmark: CPU per message, state writes per message, and a 20-printer farm.
+
+Run through `scripts/bench` (it uses the project's venv). Prints one `name: value unit` line per
+figure so that the numbers can be tracked over time. Not a test: nothing here asserts.
+
+1. decode + merge alone (model.py), per stream.
+2. The whole pipeline inside a test Home Assistant instance with every entity loaded: a real
+   session to a virtual printer, then recorded report payloads handed to the session's message
+   callback (decode → ack matching → merge → coordinator → entities → state machine), timed with
+   the thread's CPU clock; state writes are counted at the state machine.
+3. A farm of 20 virtual printers (real mosquitto + firmware processes, real TLS) publishing at
+   1 Hz into one Home Assistant instance: CPU share of this process over a window, minus the
+   same window with no printers, and traced memory per printer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import logging
+from pathlib import Path
+import pstats
+import statistics
+import sys
+import tempfile
+import time
+import tracemalloc
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import custom_components.bambu_lan  # noqa: E402  (ours must win over the harness's)
+from custom_components.bambu_lan import tls  # noqa: E402
+from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
+from custom_components.bambu_lan.model import PrinterState, decode_payload  # noqa: E402
+from homeassistant import loader  # noqa: E402
+from homeassistant.config_entries import ConfigEntryState  # noqa: E402
+from homeassistant.core import HomeAssistant  # noqa: E402
+from homeassistant.helpers.entity import Entity  # noqa: E402
+from paho.mqtt.client import MQTTMessage  # noqa: E402
+from pytest_homeassistant_custom_component.common import (  # noqa: E402
+    MockConfigEntry,
+    async_test_home_assistant,
+)
+
+from tests.fixtures import reports as r  # noqa: E402
+from tests.virtual_printer.models import default_serial  # noqa: E402
+from tests.virtual_printer.pki import generate_cas  # noqa: E402
+from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
+
+ACCESS_CODE = "B3nchC0d"
+SETTLE = 12.0
+
+
+def line(name: str, value: float | int, unit: str = "") -> None:
+    """One tracked figure."""
+    text = f"{value:.1f}" if isinstance(value, float) else str(value)
+    print(f"{name}: {text}{' ' + unit if unit else ''}", flush=True)
+
+
+# --- streams -----------------------------------------------------------------------------------
+
+
+def p1_stream(n: int) -> list[bytes]:
+    """A P1S printing: small deltas (temperatures, progress, remaining time, Wi-Fi)."""
+    out = []
+    for i in range(n):
+        fields: dict[str, Any] = {"nozzle_temper": 219.0 + (i % 5) * 0.5}
+        if i % 3 == 0:
+            fields["bed_temper"] = 64.5 + (i % 4) * 0.5
+        if i % 10 == 0:
+            fields["mc_percent"] = 10 + i // 10 % 80
+            fields["mc_remaining_time"] = 90 - i // 10 % 80
+        if i % 7 == 0:
+            fields["wifi_signal"] = f"-{50 + i % 6}dBm"
+        out.append(r.payload(r.p1s_delta(1000 + i, **fields)))
+    return out
+
+
+def x1_stream(n: int) -> list[bytes]:
+    """An X1C printing: the whole print object every push, a few values moving."""
+    return [
+        r.payload(r.x1c_full_report(3000 + i, nozzle_temp=219.0 + i % 5, percent=10 + i // 10 % 80))
+        for i in range(n)
+    ]
+
+
+def h2d_stream(n: int) -> list[bytes]:
+    """An H2D printing: nested deltas with packed temperatures."""
+    return [
+        r.payload(
+            r.status(
+                5000 + i,
+                1,
+                device={"extruder": {"info": [{"id": 1, "temp": r.packed(215 + i % 5, 220)}]}},
+            )
+        )
+        for i in range(n)
+    ]
+
+
+STREAMS = {
+    "p1_delta": ("P1S", r.p1s_full_report, p1_stream),
+    "x1_full": ("X1C", r.x1c_full_report, x1_stream),
+    "h2d_delta": ("H2D", r.h2d_full_report, h2d_stream),
+}
+
+
+# --- 1. model only -----------------------------------------------------------------------------
+
+
+def bench_model(n: int) -> None:
+    for name, (_model, full, stream) in STREAMS.items():
+        state = PrinterState()
+        state.apply(full())
+        payloads = stream(200)
+        samples = []
+        for i in range(n):
+            payload = payloads[i % len(payloads)]
+            start = time.perf_counter_ns()
+            message = decode_payload(payload)
+            assert message is not None
+            state.apply(message)
+            samples.append(time.perf_counter_ns() - start)
+        median = statistics.median(samples) / 1000
+        if name == "p1_delta":
+            line("decode_merge_us_per_msg", median, "us")
+        line(f"decode_merge_{name}_us_per_msg", median, "us")
+
+
+# --- Home Assistant ----------------------------------------------------------------------------
+
+
+class WriteCounter:
+    """Counts state writes (every `Entity.async_write_ha_state` call, changed or not)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        original = Entity.async_write_ha_state
+
+        def counting(entity: Entity) -> None:
+            self.count += 1
+            original(entity)
+
+        Entity.async_write_ha_state = counting  # type: ignore[method-assign]
+
+
+async def add_printer(hass: HomeAssistant, printer: VirtualPrinter) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=printer.serial,
+        title=f"{printer.model} {printer.serial[-4:]}",
+        data={
+            "host": "127.0.0.1",
+            "serial": printer.serial,
+            "access_code": ACCESS_CODE,
+            "port": printer.port,
+            "cert_fingerprint": printer.fingerprint,
+        },
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED, entry.state
+    return entry
+
+
+async def bench_pipeline(hass: HomeAssistant, cas: Any, n: int) -> None:
+    writes = WriteCounter()
+    for name, (model, full, stream) in STREAMS.items():
+        printer = VirtualPrinter(
+            cas,
+            serial=default_serial(model, 90),
+            access_code=ACCESS_CODE,
+            model=model,
+            push_interval=3600,
+        ).start()
+        try:
+            entry = await add_printer(hass, printer)
+            coordinator = entry.runtime_data
+            session = coordinator.session
+            entities = len(hass.states.async_entity_ids(None))
+            topic = f"device/{printer.serial}/report".encode()
+
+            def feed(payload: bytes, *, session: Any = session, topic: bytes = topic) -> None:
+                message = MQTTMessage(topic=topic)
+                message.payload = payload
+                session._on_message(None, None, message)
+
+            feed(r.payload(full()))
+            await hass.async_block_till_done()
+            payloads = stream(n)
+            samples = []
+            before = writes.count
+            for payload in payloads:
+                start = time.thread_time_ns()
+                feed(payload)
+                samples.append(time.thread_time_ns() - start)
+                await hass.async_block_till_done()
+            per_msg = (writes.count - before) / len(payloads)
+            # The same message again changes nothing: it must not be written either.
+            before = writes.count
+            for _ in range(50):
+                feed(payloads[-1])
+            await hass.async_block_till_done()
+            unchanged = (writes.count - before) / 50
+            line(f"{name}_cpu_us_per_msg", statistics.median(samples) / 1000, "us")
+            line(f"{name}_state_writes_per_msg", per_msg)
+            line(f"{name}_state_writes_per_unchanged_msg", unchanged)
+            line(f"{name}_entities", entities)
+            if name == "p1_delta":
+                line("state_writes_per_unchanged_msg", unchanged)
+            await hass.config_entries.async_remove(entry.entry_id)
+            await hass.async_block_till_done()
+        finally:
+            printer.close()
+
+
+async def bench_farm(
+    hass: HomeAssistant, cas: Any, count: int, window: float, *, profile: bool = False
+) -> None:
+    printers: list[VirtualPrinter] = []
+    try:
+        # Baseline: this process with Home Assistant idle and no printers.
+        await asyncio.sleep(1)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(window)
+        idle = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+
+        models = ["P1S", "X1C", "A1MINI", "H2D"]
+        for i in range(count):
+            model = models[i % len(models)]
+            printers.append(
+                VirtualPrinter(
+                    cas,
+                    serial=default_serial(model, 100 + i),
+                    access_code=ACCESS_CODE,
+                    model=model,
+                    demo_print=True,
+                    time_scale=1.0,
+                    push_interval=1.0,
+                ).start()
+            )
+        tracemalloc.start()
+        traced0 = tracemalloc.get_traced_memory()[0]
+        entries = [await add_printer(hass, printer) for printer in printers]
+        await asyncio.sleep(5)
+        traced = tracemalloc.get_traced_memory()[0] - traced0
+        tracemalloc.stop()
+        # Let the registries' delayed saves (10 s after the entities appeared) pass first.
+        await asyncio.sleep(SETTLE)
+
+        messages0 = sum(e.runtime_data.session.stats.messages for e in entries)
+        profiler = cProfile.Profile() if profile else None
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        if profiler:
+            profiler.enable()
+        await asyncio.sleep(window)
+        if profiler:
+            profiler.disable()
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+        elapsed = time.monotonic() - wall0
+        busy = (time.process_time() - cpu0) / elapsed
+        messages = sum(e.runtime_data.session.stats.messages for e in entries) - messages0
+        line(f"farm{count}_messages_per_s", messages / elapsed, "msg/s")
+        line(f"farm{count}_cpu_percent", max(busy - idle, 0.0) * 100, "%")
+        line(f"farm{count}_mem_per_printer_kib", traced / count / 1024, "KiB")
+        for entry in entries:
+            await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        for printer in printers:
+            printer.close()
+
+
+async def run(args: argparse.Namespace) -> None:
+    bench_model(args.messages * 10)
+    cas = generate_cas()
+    with tempfile.TemporaryDirectory() as anchors, tempfile.TemporaryDirectory() as config:
+        cas.write_anchors(Path(anchors))
+        tls.CERTS_DIR = Path(anchors)  # trust the virtual printers' CAs, for this run only
+        async with async_test_home_assistant(config_dir=config) as hass:
+            hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
+            if not args.skip_pipeline:
+                await bench_pipeline(hass, cas, args.messages)
+            if args.farm:
+                await bench_farm(hass, cas, args.farm, args.window, profile=args.profile)
+            await hass.async_stop(force=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=500, help="messages per stream")
+    parser.add_argument("--farm", type=int, default=20, help="printers in the farm (0: skip)")
+    parser.add_argument("--window", type=float, default=20.0, help="farm CPU window, seconds")
+    parser.add_argument("--profile", action="store_true", help="cProfile the farm window (stderr)")
+    parser.add_argument("--skip-pipeline", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    print(json.dumps({"python": sys.version.split()[0]}), file=sys.stderr)
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
