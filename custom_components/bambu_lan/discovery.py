@@ -1,0 +1,271 @@
+"""Discover printers from the NOTIFY packets they broadcast on UDP port 2021.
+
+Bambu Lab printers announce themselves every 1-5 s with SSDP-style NOTIFY packets sent to
+255.255.255.255:2021 (source port 1900). Home Assistant's SSDP integration listens on 1900 and never
+sees them, so this module runs its own listener while the integration is loaded and starts one
+discovery flow per printer. An announcement proves nothing (anyone on the LAN can send one); the
+config flow's verified TLS, bound to the announced serial, is what makes acting on it safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+import ipaddress
+import logging
+import re
+import socket
+import time
+from typing import Any, Final, override
+from urllib.parse import urlsplit
+
+from homeassistant.config_entries import (
+    SOURCE_INTEGRATION_DISCOVERY,
+    ConfigEntry,
+    signal_discovered_config_entry_removed,
+)
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
+from homeassistant.helpers import discovery_flow
+from homeassistant.helpers.dispatcher import async_dispatcher_connect
+from homeassistant.util.hass_dict import HassKey
+
+from .const import CONF_HOST, CONF_SERIAL, DOMAIN
+from .model import PrinterModel, model_from_code
+
+_LOGGER = logging.getLogger(__name__)
+
+# Where the listener binds. Printers broadcast, so production listens on every IPv4 interface;
+# tests bind 127.0.0.1 and a free port (0) instead.
+DISCOVERY_ADDRESS = "0.0.0.0"  # noqa: S104 - broadcasts only reach a socket bound to any address
+DISCOVERY_PORT = 2021
+
+# A printer repeats its announcement every few seconds: start a flow for it again only after
+# this long (e.g. to retry an entry that failed to set up) ...
+REDISCOVERY_INTERVAL: Final = 900.0
+# ... or when its address changed, but not more often than this: each such flow may probe the
+# announced address, and announcements are easy to forge.
+ADDRESS_CHANGE_INTERVAL: Final = 30.0
+# NOTIFY packets are a few hundred bytes; anything much larger is not one.
+MAX_PACKET_BYTES: Final = 2048
+# Bound the memory a LAN flooding us with invented serials can take.
+MAX_TRACKED_PRINTERS: Final = 64
+
+CONF_MODEL: Final = "model"
+CONF_NAME: Final = "name"
+
+SERIAL_RE: Final = re.compile(r"[0-9A-Z]{15}")
+_NOTIFICATION_TYPE: Final = "urn:bambulab-com:device:3dprinter"
+
+_MODEL_LABELS: Final[dict[PrinterModel, str]] = {
+    PrinterModel.X1C: "X1 Carbon",
+    PrinterModel.A1MINI: "A1 mini",
+    PrinterModel.H2DPRO: "H2D Pro",
+}
+
+DATA_DISCOVERY: HassKey[PrinterDiscovery] = HassKey(f"{DOMAIN}_discovery")
+
+
+def model_label(model: PrinterModel) -> str:
+    """The name Bambu Lab uses for a model, e.g. "A1 mini"."""
+    return _MODEL_LABELS.get(model, model.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """What one NOTIFY packet says about a printer (unverified)."""
+
+    host: str
+    serial: str
+    model: str | None  # a model label, or the raw model code when the model is unknown
+    name: str | None
+    firmware: str | None
+
+    def flow_data(self) -> dict[str, str]:
+        """The discovery flow's data; stable across repeats so in-progress flows deduplicate."""
+        data = {CONF_HOST: self.host, CONF_SERIAL: self.serial}
+        if self.model:
+            data[CONF_MODEL] = self.model
+        if self.name:
+            data[CONF_NAME] = self.name
+        return data
+
+
+def _header_value(value: str | None, limit: int = 64) -> str | None:
+    """A header value fit for display: printable and short, or None."""
+    if not value:
+        return None
+    clean = "".join(char for char in value if char.isprintable())[:limit].strip()
+    return clean or None
+
+
+def _parse_host(location: str) -> str | None:
+    """The printer's IP from `Location` (a bare address; tolerate a URL too)."""
+    candidate = location if "/" not in location else (urlsplit(location).hostname or "")
+    try:
+        address = ipaddress.ip_address(candidate.strip("[]"))
+    except ValueError:
+        return None
+    if address.is_unspecified or address.is_multicast:
+        return None
+    return str(address)
+
+
+def parse_notify(packet: bytes) -> Announcement | None:
+    """Parse a NOTIFY packet from a Bambu Lab printer; None for anything else."""
+    if len(packet) > MAX_PACKET_BYTES:
+        return None
+    lines = packet.decode("utf-8", errors="replace").splitlines()
+    if not lines or not lines[0].upper().startswith("NOTIFY "):
+        return None
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, separator, value = line.partition(":")
+        if separator:
+            headers.setdefault(name.strip().lower(), value.strip())
+    if not headers.get("nt", "").lower().startswith(_NOTIFICATION_TYPE):
+        return None
+    serial = headers.get("usn", "").upper()
+    host = _parse_host(headers.get("location", ""))
+    if host is None or not SERIAL_RE.fullmatch(serial):
+        return None
+    code = _header_value(headers.get("devmodel.bambu.com"), 32)
+    model = model_from_code(code)
+    return Announcement(
+        host=host,
+        serial=serial,
+        model=model_label(model) if model else code,
+        name=_header_value(headers.get("devname.bambu.com")),
+        firmware=_header_value(headers.get("devversion.bambu.com"), 32),
+    )
+
+
+def _open_socket(address: str, port: int) -> socket.socket:
+    """A non-blocking UDP socket that shares the port with other listeners on this host."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if hasattr(socket, "SO_REUSEPORT"):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setblocking(False)
+        sock.bind((address, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class PrinterDiscovery(asyncio.DatagramProtocol):
+    """Listens for announcements and starts a discovery flow per printer (rate limited)."""
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        """Prepare; nothing listens until `async_start`."""
+        self.hass = hass
+        self.port: int | None = None
+        self._transport: asyncio.DatagramTransport | None = None
+        # serial -> (host, monotonic time) of the last flow started for it, oldest first
+        self._flows_started: dict[str, tuple[str, float]] = {}
+        self._announcements: dict[str, Announcement] = {}
+        self._unsub_removed: CALLBACK_TYPE | None = None
+
+    async def async_start(self) -> bool:
+        """Bind and listen; False (logged once) if the port cannot be had."""
+        try:
+            sock = _open_socket(DISCOVERY_ADDRESS, DISCOVERY_PORT)
+        except OSError as err:
+            _LOGGER.warning(
+                "Cannot listen on UDP port %s for printer announcements (%s); is Bambu Studio "
+                "or Orca Slicer running on this host? Printers will not be discovered "
+                "automatically, add them by IP address",
+                DISCOVERY_PORT,
+                err,
+            )
+            return False
+        self.port = sock.getsockname()[1]
+        await self.hass.loop.create_datagram_endpoint(lambda: self, sock=sock)
+        self._unsub_removed = async_dispatcher_connect(
+            self.hass, signal_discovered_config_entry_removed(DOMAIN), self._entry_removed
+        )
+        _LOGGER.debug("Listening for printer announcements on UDP port %s", self.port)
+        return True
+
+    @callback
+    def async_stop(self, _event: Event | None = None) -> None:
+        """Stop listening."""
+        if self._unsub_removed is not None:
+            self._unsub_removed()
+            self._unsub_removed = None
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self.hass.data.get(DATA_DISCOVERY) is self:
+            del self.hass.data[DATA_DISCOVERY]
+
+    def announcement(self, serial: str) -> Announcement | None:
+        """The last announcement heard from this serial, if any."""
+        return self._announcements.get(serial)
+
+    @override
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self._transport = transport
+
+    @override
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        announcement = parse_notify(data)
+        if announcement is None:
+            return
+        serial = announcement.serial
+        self._remember(self._announcements, serial, announcement)
+        now = time.monotonic()
+        if (last := self._flows_started.get(serial)) is not None:
+            last_host, last_time = last
+            wait = (
+                REDISCOVERY_INTERVAL if last_host == announcement.host else ADDRESS_CHANGE_INTERVAL
+            )
+            if now - last_time < wait:
+                return
+        self._remember(self._flows_started, serial, (announcement.host, now))
+        discovery_flow.async_create_flow(
+            self.hass,
+            DOMAIN,
+            {"source": SOURCE_INTEGRATION_DISCOVERY},
+            announcement.flow_data(),
+            discovery_key=discovery_flow.DiscoveryKey(domain=DOMAIN, key=serial, version=1),
+        )
+
+    @override
+    def error_received(self, exc: Exception) -> None:
+        _LOGGER.debug("Discovery socket error: %s", exc)
+
+    @staticmethod
+    def _remember[V](table: dict[str, V], serial: str, value: V) -> None:
+        """Store as the newest item, dropping the oldest beyond the bound."""
+        table.pop(serial, None)
+        table[serial] = value
+        if len(table) > MAX_TRACKED_PRINTERS:
+            del table[next(iter(table))]
+
+    @callback
+    def _entry_removed(self, entry: ConfigEntry) -> None:
+        """A removed printer should be offered again at its next announcement."""
+        if entry.unique_id is not None:
+            self._flows_started.pop(entry.unique_id, None)
+
+
+async def async_start_discovery(hass: HomeAssistant) -> PrinterDiscovery | None:
+    """Start listening for printers until Home Assistant stops (None if the port is taken)."""
+    discovery = PrinterDiscovery(hass)
+    if not await discovery.async_start():
+        return None
+    hass.data[DATA_DISCOVERY] = discovery
+    hass.bus.async_listen_once(EVENT_HOMEASSISTANT_STOP, discovery.async_stop)
+    return discovery
+
+
+@callback
+def async_get_announcement(hass: HomeAssistant, serial: str) -> Announcement | None:
+    """The last announcement from this serial, when discovery is running."""
+    discovery = hass.data.get(DATA_DISCOVERY)
+    return discovery.announcement(serial) if discovery is not None else None

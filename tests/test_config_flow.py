@@ -1,0 +1,965 @@
+"""Config flow against the virtual printer: real TLS, real mosquitto, real firmware process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+import json
+import logging
+from pathlib import Path
+import socket
+import ssl
+from typing import Any
+from unittest.mock import patch
+
+from cryptography.x509.oid import NameOID
+from homeassistant.config_entries import (
+    SOURCE_INTEGRATION_DISCOVERY,
+    SOURCE_USER,
+    ConfigEntryState,
+    ConfigFlowResult,
+)
+from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.bambu_lan import client, config_flow, discovery
+from custom_components.bambu_lan.const import (
+    CONF_ACCESS_CODE,
+    CONF_CERT_FINGERPRINT,
+    CONF_HOST,
+    CONF_SERIAL,
+    DOMAIN,
+)
+from tests.virtual_printer.pki import TestCAs, issue_server
+from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
+
+TRANSLATIONS = json.loads(
+    (Path(__file__).parents[1] / "custom_components/bambu_lan/translations/en.json").read_text()
+)
+NEW_CODE = "N3wC0de9"
+UNUSED_ADDRESS = "192.0.2.10"  # TEST-NET-1: stored in entries, never connected to
+# For steps that must not connect at all.
+OFFLINE_SERIAL = "00M09A000000001"
+OFFLINE_INPUT = {
+    CONF_HOST: UNUSED_ADDRESS,
+    CONF_SERIAL: OFFLINE_SERIAL,
+    CONF_ACCESS_CODE: "12345678",
+}
+
+
+@pytest.fixture(autouse=True)
+def discovery_on_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Never listen on 0.0.0.0:2021 in tests."""
+    monkeypatch.setattr(discovery, "DISCOVERY_ADDRESS", "127.0.0.1")
+    monkeypatch.setattr(discovery, "DISCOVERY_PORT", 0)
+
+
+@pytest.fixture
+def printer(
+    virtual_printer: PrinterFactory, trust_test_cas: Path, monkeypatch: pytest.MonkeyPatch
+) -> VirtualPrinter:
+    """A healthy X1C; the flow connects to its port."""
+    started = virtual_printer()
+    monkeypatch.setattr(config_flow, "MQTT_PORT", started.port)
+    return started
+
+
+@pytest.fixture
+def no_entry_setup() -> Iterator[None]:
+    """Pure flow tests: the created entry does not connect."""
+    with (
+        patch("custom_components.bambu_lan.async_setup_entry", return_value=True),
+        patch("custom_components.bambu_lan.async_unload_entry", return_value=True),
+    ):
+        yield
+
+
+@pytest.fixture
+def fast_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A silent printer fails the flow quickly."""
+    monkeypatch.setattr(config_flow, "VALIDATION_TIMEOUT", 0.5)
+
+
+def leaf_cn(printer: VirtualPrinter) -> str:
+    """The CN of the certificate the printer presents."""
+    subject = printer.identity.leaf.cert.subject
+    return str(subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+
+
+def user_input(printer: VirtualPrinter, **changes: str) -> dict[str, str]:
+    """What a user types for this printer."""
+    return {
+        CONF_HOST: printer.host,
+        CONF_SERIAL: printer.serial,
+        CONF_ACCESS_CODE: printer.access_code,
+        **changes,
+    }
+
+
+def suggested(result: ConfigFlowResult) -> dict[str, Any]:
+    """The values the form shows again."""
+    return {
+        key.schema: key.description["suggested_value"]
+        for key in result["data_schema"].schema
+        if key.description and "suggested_value" in key.description
+    }
+
+
+def error_message(result: ConfigFlowResult) -> str:
+    """The user's text for the form's base error, placeholders filled (KeyError if one lacks)."""
+    template = TRANSLATIONS["config"]["error"][result["errors"]["base"]]
+    return template.format(**result["description_placeholders"])
+
+
+async def start_user_flow(hass: HomeAssistant) -> ConfigFlowResult:
+    """Open the user step."""
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {}
+    return result
+
+
+async def submit_user(hass: HomeAssistant, data: dict[str, str]) -> ConfigFlowResult:
+    """Open the user step and submit it once."""
+    result = await start_user_flow(hass)
+    return await hass.config_entries.flow.async_configure(result["flow_id"], data)
+
+
+def offline_entry(**data: Any) -> MockConfigEntry:
+    """An existing entry that these tests never connect to."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=OFFLINE_SERIAL,
+        title="X1 Carbon Workshop",
+        data={**OFFLINE_INPUT, **data},
+    )
+
+
+def printer_entry(printer: VirtualPrinter, **data: Any) -> MockConfigEntry:
+    """An existing entry for this printer."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=printer.serial,
+        title="X1 Carbon Workshop",
+        data={
+            CONF_HOST: printer.host,
+            CONF_SERIAL: printer.serial,
+            CONF_ACCESS_CODE: printer.access_code,
+            "port": printer.port,
+            CONF_CERT_FINGERPRINT: printer.fingerprint,
+            **data,
+        },
+    )
+
+
+@pytest.fixture
+def session_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Record ("connect" | "close", session id) in order (a spy: behaviour unchanged)."""
+    events: list[tuple[str, int]] = []
+    connect = client.PrinterSession.async_connect
+    close = client.PrinterSession.async_close
+
+    async def spy_connect(self: client.PrinterSession) -> Any:
+        events.append(("connect", id(self)))
+        return await connect(self)
+
+    async def spy_close(self: client.PrinterSession) -> None:
+        events.append(("close", id(self)))
+        await close(self)
+
+    monkeypatch.setattr(client.PrinterSession, "async_connect", spy_connect)
+    monkeypatch.setattr(client.PrinterSession, "async_close", spy_close)
+    return events
+
+
+# --- user step -----------------------------------------------------------------------------------
+
+
+async def test_user_creates_entry_and_setup_runs(
+    hass: HomeAssistant,
+    printer: VirtualPrinter,
+    session_log: list[tuple[str, int]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Typed values are normalised, proven, stored; the entry's own setup then connects."""
+    caplog.set_level(logging.DEBUG)
+    result = await submit_user(hass, user_input(printer, serial=printer.serial[:-1]))
+    assert result["errors"] == {CONF_SERIAL: "invalid_serial"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        user_input(
+            printer,
+            host=f"  {printer.host} ",
+            serial=f" {printer.serial.lower()} ",
+            access_code=f" {printer.access_code}\t",
+        ),
+    )
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"X1 Carbon {printer.serial}"
+    assert result["data"] == {
+        CONF_HOST: printer.host,
+        CONF_SERIAL: printer.serial,
+        CONF_ACCESS_CODE: printer.access_code,
+        CONF_CERT_FINGERPRINT: printer.fingerprint,
+        "port": printer.port,
+    }
+    entry = result["result"]
+    assert entry.unique_id == printer.serial
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+    # The validation session was closed before the entry's own session opened.
+    (first_action, validation), (second_action, closed), (third_action, setup) = session_log[:3]
+    assert (first_action, second_action, third_action) == ("connect", "close", "connect")
+    assert closed == validation != setup
+    assert printer.access_code not in caplog.text
+
+
+async def test_standard_port_is_not_stored(
+    hass: HomeAssistant,
+    printer: VirtualPrinter,
+    no_entry_setup: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An entry for a printer on 8883 has no port key (the standard port is implied)."""
+    # The virtual printer cannot listen on 8883 here: pretend its port is the standard one.
+    monkeypatch.setattr(config_flow.const, "MQTT_PORT", printer.port)
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert "port" not in result["data"]
+
+
+@pytest.mark.parametrize(
+    ("changes", "errors"),
+    [
+        ({CONF_SERIAL: "01P00A12345678"}, {CONF_SERIAL: "invalid_serial"}),
+        ({CONF_SERIAL: "01P00A12345678-"}, {CONF_SERIAL: "invalid_serial"}),
+        ({CONF_ACCESS_CODE: "1234567"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
+        ({CONF_ACCESS_CODE: "1234-678"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
+        (
+            {CONF_SERIAL: "x", CONF_ACCESS_CODE: ""},
+            {CONF_SERIAL: "invalid_serial", CONF_ACCESS_CODE: "invalid_access_code_format"},
+        ),
+    ],
+)
+async def test_user_format_errors(
+    hass: HomeAssistant,
+    session_log: list[tuple[str, int]],
+    changes: dict[str, str],
+    errors: dict[str, str],
+) -> None:
+    """Format errors are shown per field without connecting; the form keeps what was typed."""
+    typed = {**OFFLINE_INPUT, **changes}
+
+    result = await submit_user(hass, typed)
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == errors
+    assert suggested(result) == {**typed, CONF_SERIAL: typed[CONF_SERIAL].upper()}
+    for key in errors.values():
+        assert TRANSLATIONS["config"]["error"][key]
+    assert session_log == []
+
+
+async def test_unknown_serial_prefix_is_accepted(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    no_entry_setup: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The prefix is only a model hint: a well-formed serial of a new family is fine."""
+    unknown = virtual_printer("P1S", serial="ZZZ09A000000001")
+    monkeypatch.setattr(config_flow, "MQTT_PORT", unknown.port)
+
+    result = await submit_user(hass, user_input(unknown))
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "P1S ZZZ09A000000001"  # model from get_version's product_name
+
+
+async def test_invalid_access_code_then_recovery(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """CONNACK 5: the form keeps host and serial but not the rejected code."""
+    result = await submit_user(hass, user_input(printer, access_code="Wr0ngC0d"))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result) == {CONF_HOST: printer.host, CONF_SERIAL: printer.serial}
+    assert error_message(result)
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], user_input(printer))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+@pytest.mark.parametrize(
+    ("profile", "error", "expected"),
+    [
+        ("other_serial", "serial_mismatch", "presented_serial"),
+        ("self_signed", "untrusted_certificate", "fingerprint"),
+        ("unknown_ca", "untrusted_certificate", "fingerprint"),
+        ("expired", "certificate_expired", "not_after"),
+        ("not_yet_valid", "certificate_not_yet_valid", "not_before"),
+        ("tls1_0_only", "tls_failed", "error"),
+    ],
+)
+async def test_user_tls_errors(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    profile: str,
+    error: str,
+    expected: str,
+) -> None:
+    """Each hostile certificate gets its own explanation, with the facts seen."""
+    caplog.set_level(logging.DEBUG)
+    hostile = virtual_printer(profile=profile)
+    monkeypatch.setattr(config_flow, "MQTT_PORT", hostile.port)
+
+    result = await submit_user(hass, user_input(hostile))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": error}
+    placeholders = result["description_placeholders"]
+    message = error_message(result)
+    assert placeholders[expected] in message
+    assert suggested(result) == user_input(hostile)  # nothing was rejected by the printer
+    match profile:
+        case "other_serial":
+            presented = leaf_cn(hostile)
+            assert presented != hostile.serial
+            assert placeholders["presented_serial"] == presented
+        case "self_signed" | "unknown_ca":
+            assert placeholders["fingerprint"] == hostile.fingerprint
+            assert placeholders["issuer"] != "unknown"
+        case "expired":
+            assert placeholders["not_after"] < placeholders["now"]
+        case "not_yet_valid":
+            assert placeholders["not_before"] > placeholders["now"]
+    assert hostile.access_code not in caplog.text
+
+
+async def test_serial_mismatch_named_only_when_verified(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    test_cas: TestCAs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A self-signed certificate for another serial is untrusted, not "printer <that serial>"."""
+    printer = virtual_printer()
+    printer.identity = issue_server("self_signed", "01P09A999999999", test_cas)
+    printer.broker.set_identity(printer.identity)
+    monkeypatch.setattr(config_flow, "MQTT_PORT", printer.port)
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert "presented_serial" not in result["description_placeholders"]
+    assert result["description_placeholders"]["fingerprint"] == printer.fingerprint
+
+
+async def test_unconfirmed_other_serial_is_not_named(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    test_cas: TestCAs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another serial whose own chain does not verify (here: expired) is only "not yours"."""
+    printer = virtual_printer()
+    printer.identity = issue_server("expired", "00M09A999999999", test_cas)
+    printer.broker.set_identity(printer.identity)
+    monkeypatch.setattr(config_flow, "MQTT_PORT", printer.port)
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["errors"] == {"base": "wrong_device"}
+    assert "00M09A999999999" not in error_message(result)
+    assert printer.serial in error_message(result)
+
+
+def test_validation_session_never_retries() -> None:
+    """The short validation connection has no reconnect loop to keep alive."""
+    assert config_flow._Quiet().on_reconnect_failed(ConnectionError()) is False
+
+
+async def test_cannot_connect_closed_port(
+    hass: HomeAssistant, trust_test_cas: Path, socket_enabled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing listens: the message names the address and port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    monkeypatch.setattr(config_flow, "MQTT_PORT", closed_port)
+
+    result = await submit_user(
+        hass, {CONF_HOST: "127.0.0.1", CONF_SERIAL: "00M09A000000001", CONF_ACCESS_CODE: "12345678"}
+    )
+
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert f"127.0.0.1:{closed_port}" in error_message(result)
+    assert result["description_placeholders"]["error"] == "connection refused"
+
+
+async def test_timeout_when_printer_ignores_get_version(
+    hass: HomeAssistant, printer: VirtualPrinter, fast_timeout: None
+) -> None:
+    """Login works but the printer never answers: a timeout, not "cannot connect"."""
+    printer.fault("silent")
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["errors"] == {"base": "timeout"}
+    assert f"{printer.host}:{printer.port}" in error_message(result)
+
+
+async def answer_get_version(
+    hass: HomeAssistant, printer: VirtualPrinter, flow_id: str, reply: dict[str, Any]
+) -> ConfigFlowResult:
+    """Submit the user step while the firmware is silent and answer get_version by hand."""
+    printer.fault("silent")
+    printer.clear_commands()
+    task = hass.async_create_task(
+        hass.config_entries.flow.async_configure(flow_id, user_input(printer))
+    )
+    request = await printer.async_wait_for_command("get_version")
+    body = {**request["info"], **reply}
+    printer.publish_raw(json.dumps({"info": body}).encode())
+    return await task
+
+
+async def test_firmware_serial_must_match(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """A firmware reporting another serial than its certificate is refused."""
+    result = await start_user_flow(hass)
+    module = {"name": "ota", "sn": "00M09A999999999", "sw_ver": "01.09.00.00"}
+
+    result = await answer_get_version(hass, printer, result["flow_id"], {"module": [module]})
+
+    assert result["errors"] == {"base": "serial_mismatch"}
+    assert result["description_placeholders"]["presented_serial"] == "00M09A999999999"
+
+
+async def test_firmware_without_serial_is_accepted(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """Old firmware without the ota sn: the verified certificate already proved the serial."""
+    result = await start_user_flow(hass)
+    modules = [{"name": "ota", "sw_ver": "01.04.00.00"}]
+
+    result = await answer_get_version(hass, printer, result["flow_id"], {"module": modules})
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"X1 Carbon {printer.serial}"  # model from the serial prefix
+
+
+async def test_get_version_refused(hass: HomeAssistant, printer: VirtualPrinter) -> None:
+    """A failed get_version acknowledgement is a connection problem."""
+    result = await start_user_flow(hass)
+
+    result = await answer_get_version(
+        hass, printer, result["flow_id"], {"result": "failed", "reason": "busy"}
+    )
+
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert "busy" in result["description_placeholders"]["error"]
+
+
+async def _start_tls_server(
+    test_cas: TestCAs, tmp_path: Path, *, hang_up: bool
+) -> tuple[asyncio.Server, str]:
+    """A genuine-looking printer TLS endpoint that never completes the MQTT login."""
+    serial = "00M09A000000007"
+    chain, key = issue_server("legacy", serial, test_cas).write_server_files(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain, key)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not hang_up:
+            while await reader.read(1024):  # the CONNECT packet, never answered, until EOF
+                pass
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=context)
+    return server, serial
+
+
+@pytest.fixture
+async def hangup_server(
+    test_cas: TestCAs, tmp_path: Path, socket_enabled: None
+) -> AsyncIterator[tuple[int, str]]:
+    """Hangs up right after the handshake."""
+    server, serial = await _start_tls_server(test_cas, tmp_path, hang_up=True)
+    yield server.sockets[0].getsockname()[1], serial
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+async def mute_server(
+    test_cas: TestCAs, tmp_path: Path, socket_enabled: None
+) -> AsyncIterator[tuple[int, str]]:
+    """Completes the handshake, reads the login and never answers it."""
+    server, serial = await _start_tls_server(test_cas, tmp_path, hang_up=False)
+    yield server.sockets[0].getsockname()[1], serial
+    server.close()
+    server.close_clients()
+    await server.wait_closed()
+
+
+async def test_timeout_when_login_is_unanswered(
+    hass: HomeAssistant,
+    trust_test_cas: Path,
+    mute_server: tuple[int, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verified TLS, then no CONNACK: the printer is too busy (too many clients?)."""
+    port, serial = mute_server
+    monkeypatch.setattr(config_flow, "MQTT_PORT", port)
+    monkeypatch.setattr(client, "CONNECT_TIMEOUT", 0.5)
+
+    result = await submit_user(
+        hass, {CONF_HOST: "127.0.0.1", CONF_SERIAL: serial, CONF_ACCESS_CODE: "12345678"}
+    )
+
+    assert result["errors"] == {"base": "timeout"}
+
+
+async def test_cannot_connect_when_login_is_cut(
+    hass: HomeAssistant,
+    trust_test_cas: Path,
+    hangup_server: tuple[int, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verified TLS, then the connection closes before the MQTT login completes."""
+    port, serial = hangup_server
+    monkeypatch.setattr(config_flow, "MQTT_PORT", port)
+
+    result = await submit_user(
+        hass, {CONF_HOST: "127.0.0.1", CONF_SERIAL: serial, CONF_ACCESS_CODE: "12345678"}
+    )
+
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert error_message(result)
+
+
+async def test_unknown_error_is_logged_without_secrets(
+    hass: HomeAssistant,
+    printer: VirtualPrinter,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A bug surfaces as "unknown" with a traceback in the log, never the access code."""
+
+    async def broken(self: client.PrinterSession) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(client.PrinterSession, "async_connect", broken)
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["errors"] == {"base": "unknown"}
+    assert "Traceback" in caplog.text
+    assert "boom" in caplog.text
+    assert printer.access_code not in caplog.text
+
+
+async def test_already_configured_aborts_without_connecting(
+    hass: HomeAssistant, session_log: list[tuple[str, int]]
+) -> None:
+    """A second entry for the same printer is refused before any connection."""
+    offline_entry().add_to_hass(hass)
+
+    result = await submit_user(hass, {**OFFLINE_INPUT, CONF_SERIAL: OFFLINE_SERIAL.lower()})
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert TRANSLATIONS["config"]["abort"]["already_configured"]
+    assert session_log == []
+
+
+async def test_user_step_uses_discovered_name(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """A printer heard announcing itself gets its own name in the title."""
+    listener = await discovery.async_start_discovery(hass)
+    assert listener is not None
+    announcement = discovery.Announcement(printer.host, printer.serial, "X1 Carbon", "Lab", None)
+    listener._announcements[printer.serial] = announcement
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["title"] == "X1 Carbon Lab"
+    listener.async_stop()
+
+
+# --- discovery -----------------------------------------------------------------------------------
+
+
+def discovery_data(printer: VirtualPrinter, **changes: str) -> dict[str, str]:
+    """What the listener passes for this printer."""
+    return {
+        CONF_HOST: printer.host,
+        CONF_SERIAL: printer.serial,
+        "model": "X1 Carbon",
+        "name": "Workshop",
+        **changes,
+    }
+
+
+OFFLINE_DISCOVERY = {CONF_HOST: UNUSED_ADDRESS, CONF_SERIAL: OFFLINE_SERIAL}
+
+
+async def start_discovery_flow(hass: HomeAssistant, data: dict[str, str]) -> ConfigFlowResult:
+    """Start the flow the listener would start."""
+    return await hass.config_entries.flow.async_init(
+        DOMAIN, context={"source": SOURCE_INTEGRATION_DISCOVERY}, data=data
+    )
+
+
+async def test_discovery_asks_only_for_access_code(
+    hass: HomeAssistant, printer: VirtualPrinter
+) -> None:
+    """The confirm step shows what was announced; a wrong code is asked again; setup runs."""
+    result = await start_discovery_flow(hass, discovery_data(printer))
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "discovery_confirm"
+    assert [key.schema for key in result["data_schema"].schema] == [CONF_ACCESS_CODE]
+    placeholders = result["description_placeholders"]
+    assert placeholders == {
+        CONF_HOST: printer.host,
+        CONF_SERIAL: printer.serial,
+        "model": "X1 Carbon",
+        "name": "Workshop",
+    }
+    description = TRANSLATIONS["config"]["step"]["discovery_confirm"]["description"]
+    assert "Workshop" in description.format(**placeholders)
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flows[0]["context"]["title_placeholders"] == {
+        "name": "X1 Carbon Workshop",
+        "host": printer.host,
+    }
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: "short"}
+    )
+    assert result["errors"] == {CONF_ACCESS_CODE: "invalid_access_code_format"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: "Wr0ngC0d"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result) == {}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: printer.access_code}
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == "X1 Carbon Workshop"
+    assert result["data"][CONF_SERIAL] == printer.serial
+    await hass.async_block_till_done()
+    assert result["result"].state is ConfigEntryState.LOADED
+
+
+async def test_discovery_without_model_or_name(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """Announcements may lack model and name; the serial stands in."""
+    data = {CONF_HOST: printer.host, CONF_SERIAL: printer.serial}
+
+    result = await start_discovery_flow(hass, data)
+
+    assert result["description_placeholders"]["name"] == printer.serial
+    assert result["description_placeholders"]["model"] == "Bambu Lab"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: printer.access_code}
+    )
+    assert result["title"] == f"X1 Carbon {printer.serial}"
+
+
+async def test_discovery_of_configured_printer_aborts(
+    hass: HomeAssistant, session_log: list[tuple[str, int]]
+) -> None:
+    """Same printer, same address: nothing to do, no connection."""
+    entry = offline_entry()
+    entry.add_to_hass(hass)
+
+    result = await start_discovery_flow(hass, OFFLINE_DISCOVERY)
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_HOST] == UNUSED_ADDRESS
+    assert session_log == []
+
+
+async def test_discovery_moves_printer_to_new_address(
+    hass: HomeAssistant, printer: VirtualPrinter
+) -> None:
+    """A printer that got a new IP is followed once it proves itself there; setup retries."""
+    entry = printer_entry(printer, host=UNUSED_ADDRESS)
+    entry.add_to_hass(hass)
+    entry.mock_state(hass, ConfigEntryState.SETUP_RETRY)
+
+    result = await start_discovery_flow(hass, discovery_data(printer))
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_HOST] == printer.host
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_discovery_does_not_follow_an_impostor(
+    hass: HomeAssistant, virtual_printer: PrinterFactory, trust_test_cas: Path
+) -> None:
+    """An announcement pointing at a device that cannot prove the serial changes nothing."""
+    impostor = virtual_printer(profile="self_signed")
+    entry = printer_entry(impostor, host=UNUSED_ADDRESS)
+    entry.add_to_hass(hass)
+
+    result = await start_discovery_flow(hass, discovery_data(impostor))
+
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_HOST] == UNUSED_ADDRESS
+
+
+async def test_discovery_keeps_a_host_name(
+    hass: HomeAssistant, session_log: list[tuple[str, int]]
+) -> None:
+    """An entry configured by host name is not rewritten to an IP address."""
+    entry = offline_entry(host="printer.invalid")
+    entry.add_to_hass(hass)
+
+    result = await start_discovery_flow(hass, OFFLINE_DISCOVERY)
+
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_HOST] == "printer.invalid"
+    assert session_log == []
+
+
+async def test_discovery_of_ignored_printer_aborts(hass: HomeAssistant) -> None:
+    """An ignored printer stays ignored."""
+    MockConfigEntry(domain=DOMAIN, unique_id=OFFLINE_SERIAL, source="ignore", data={}).add_to_hass(
+        hass
+    )
+
+    result = await start_discovery_flow(hass, OFFLINE_DISCOVERY)
+
+    assert result["reason"] == "already_configured"
+
+
+async def test_discovery_tls_error_shown_in_confirm_step(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A discovered device that fails verification gets the explanation in its form."""
+    hostile = virtual_printer(profile="unknown_ca")
+    monkeypatch.setattr(config_flow, "MQTT_PORT", hostile.port)
+    result = await start_discovery_flow(hass, discovery_data(hostile))
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: hostile.access_code}
+    )
+
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert result["description_placeholders"]["name"] == "Workshop"
+    assert hostile.fingerprint in error_message(result)
+
+
+async def test_user_flow_finishes_while_discovery_flow_open(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """The user may add a printer by hand while its discovery is pending; that one then ends."""
+    await start_discovery_flow(hass, discovery_data(printer))
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
+
+
+# --- reauthentication ----------------------------------------------------------------------------
+
+
+async def test_reauth_after_access_code_change(
+    hass: HomeAssistant, printer: VirtualPrinter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The printer's code changes: reauth starts, validates the new code, reloads the entry."""
+    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
+    entry = printer_entry(printer)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+    await hass.async_add_executor_job(printer.set_access_code, NEW_CODE)
+    async with asyncio.timeout(15):  # the session notices on its next reconnect attempt
+        while not (flows := hass.config_entries.flow.async_progress_by_handler(DOMAIN)):
+            await asyncio.sleep(0.05)
+    flow = flows[0]
+    assert flow["context"]["source"] == "reauth"
+    assert flow["step_id"] == "reauth_confirm"
+
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_ACCESS_CODE: "bad"}
+    )
+    assert result["errors"] == {CONF_ACCESS_CODE: "invalid_access_code_format"}
+    assert suggested(result) == {CONF_ACCESS_CODE: "bad"}
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_ACCESS_CODE: "Wr0ngC0d"}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result) == {}
+    assert result["description_placeholders"]["name"] == entry.title
+    assert result["description_placeholders"][CONF_HOST] == printer.host
+
+    result = await hass.config_entries.flow.async_configure(
+        flow["flow_id"], {CONF_ACCESS_CODE: NEW_CODE}
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reauth_successful"
+    assert entry.data[CONF_ACCESS_CODE] == NEW_CODE
+    assert entry.data[CONF_CERT_FINGERPRINT] == printer.fingerprint
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_reauth_reports_other_printer(
+    hass: HomeAssistant, virtual_printer: PrinterFactory, trust_test_cas: Path
+) -> None:
+    """Reauth at an address that now belongs to another printer says which one it is."""
+    other = virtual_printer(profile="other_serial")
+    entry = printer_entry(other)
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: other.access_code}
+    )
+
+    assert result["errors"] == {"base": "serial_mismatch"}
+    assert other.serial not in result["description_placeholders"]["presented_serial"]
+    assert error_message(result)
+
+
+# --- reconfiguration -----------------------------------------------------------------------------
+
+
+async def test_reconfigure_new_address_keeps_code(
+    hass: HomeAssistant, printer: VirtualPrinter
+) -> None:
+    """A new address alone is enough; the stored code is reused and the entry reloads."""
+    entry = printer_entry(printer, host=UNUSED_ADDRESS)
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reconfigure_flow(hass)
+    assert result["step_id"] == "reconfigure"
+    assert suggested(result) == {CONF_HOST: UNUSED_ADDRESS}
+    assert result["description_placeholders"] == {
+        "title": entry.title,
+        CONF_SERIAL: printer.serial,
+    }
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: f" {printer.host} "}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_HOST] == printer.host
+    assert entry.data[CONF_ACCESS_CODE] == printer.access_code
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
+
+
+async def test_reconfigure_new_access_code(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """Errors keep the form (minus a rejected code); a valid new code is stored."""
+    entry = printer_entry(printer)
+    entry.add_to_hass(hass)
+    await hass.async_add_executor_job(printer.set_access_code, NEW_CODE)
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: printer.host, CONF_ACCESS_CODE: "x"}
+    )
+    assert result["errors"] == {CONF_ACCESS_CODE: "invalid_access_code_format"}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: printer.host}
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+    assert suggested(result) == {CONF_HOST: printer.host}
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: printer.host, CONF_ACCESS_CODE: NEW_CODE}
+    )
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_ACCESS_CODE] == NEW_CODE
+
+
+async def test_reconfigure_to_another_printer_aborts(
+    hass: HomeAssistant, virtual_printer: PrinterFactory, trust_test_cas: Path
+) -> None:
+    """The address of a different (genuine) printer cannot take over the entry."""
+    other = virtual_printer(profile="other_serial")
+    entry = printer_entry(other, host=UNUSED_ADDRESS)
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: other.host}
+    )
+
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "wrong_printer"
+    message = TRANSLATIONS["config"]["abort"]["wrong_printer"].format(
+        **result["description_placeholders"]
+    )
+    assert other.serial in message
+    assert entry.data[CONF_HOST] == UNUSED_ADDRESS
+
+
+async def test_reconfigure_unreachable(
+    hass: HomeAssistant, trust_test_cas: Path, socket_enabled: None
+) -> None:
+    """A wrong new address is explained in the form, which keeps it for correction."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        closed_port = sock.getsockname()[1]
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="00M09A000000001",
+        title="X1 Carbon Workshop",
+        data={
+            CONF_HOST: UNUSED_ADDRESS,
+            CONF_SERIAL: "00M09A000000001",
+            CONF_ACCESS_CODE: "12345678",
+            "port": closed_port,
+        },
+    )
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: "127.0.0.1"}
+    )
+
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert suggested(result) == {CONF_HOST: "127.0.0.1"}
+    assert f"127.0.0.1:{closed_port}" in error_message(result)
