@@ -886,11 +886,14 @@ class PrinterState:
     @property
     def gcode_state(self) -> str | None:
         """IDLE, PREPARE, RUNNING, PAUSE, FINISH, FAILED, SLICING or INIT; None if unknown."""
-        value = self._print.get("gcode_state")
-        if type(value) is not str:
-            return None
-        value = value.strip().upper()
+        value = self.gcode_state_raw
         return value if value in GCODE_STATES else None
+
+    @property
+    def gcode_state_raw(self) -> str | None:
+        """The reported gcode_state, upper-cased, even if unknown (for logging it once)."""
+        value = self._print.get("gcode_state")
+        return value.strip().upper() if type(value) is str else None
 
     @property
     def stage(self) -> int | None:

@@ -1,0 +1,369 @@
+"""Sensors: job progress, temperatures, fans, errors and printer details."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+import logging
+from typing import Any, Final, override
+
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorEntityDescription,
+    SensorStateClass,
+)
+from homeassistant.const import (
+    PERCENTAGE,
+    SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+    EntityCategory,
+    UnitOfLength,
+    UnitOfTemperature,
+    UnitOfTime,
+)
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+from homeassistant.helpers.typing import StateType
+from homeassistant.util.dt import utcnow  # imported by name: tests pin this module's clock
+
+from .certificate import certificate_entities
+from .const import DOMAIN
+from .coordinator import BambuConfigEntry, BambuCoordinator
+from .entity import BambuEntity
+from .model import SPEED_LEVELS, STAGE_NAMES, Nozzle, PrinterState, has_chamber_sensor
+
+_LOGGER = logging.getLogger(__name__)
+
+PARALLEL_UPDATES = 0
+
+# States in which the printer works on a job (its remaining time means something).
+ACTIVE_JOB_STATES: Final = frozenset({"PREPARE", "RUNNING", "PAUSE", "SLICING"})
+PRINT_STATUS_OPTIONS: Final = [
+    "idle",
+    "prepare",
+    "running",
+    "pause",
+    "finish",
+    "failed",
+    "slicing",
+    "init",
+]
+STAGE_OPTIONS: Final = sorted(set(STAGE_NAMES.values()))
+NOZZLE_TYPE_OPTIONS: Final = ["stainless_steel", "hardened_steel"]
+# Nozzle ids in `device.extruder.info`: 0 is the right nozzle, 1 the left one.
+RIGHT_NOZZLE: Final = 0
+LEFT_NOZZLE: Final = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class BambuSensorEntityDescription(SensorEntityDescription):
+    """A printer sensor: how to read it, and on which printers it exists."""
+
+    value_fn: Callable[[PrinterState], StateType]
+    exists_fn: Callable[[PrinterState], bool] = lambda _: True
+    attrs_fn: Callable[[PrinterState], dict[str, Any]] | None = None
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value else None
+
+
+def _stage(state: PrinterState) -> str | None:
+    # Unknown stage ids come through as "stage_<id>" so the entity can log them (once).
+    stage = state.stage
+    if stage is None:
+        return None
+    return STAGE_NAMES.get(stage, f"stage_{stage}")
+
+
+def _print_error(state: PrinterState) -> str | None:
+    error = state.print_error
+    if error is None:
+        return None
+    return state.print_error_code or "0000_0000"
+
+
+def _nozzle(state: PrinterState, nozzle_id: int) -> Nozzle | None:
+    return next((nozzle for nozzle in state.nozzles if nozzle.id == nozzle_id), None)
+
+
+def _nozzle_temp(nozzle_id: int) -> Callable[[PrinterState], float | None]:
+    def read(state: PrinterState) -> float | None:
+        nozzle = _nozzle(state, nozzle_id)
+        return nozzle.temp if nozzle else None
+
+    return read
+
+
+def _nozzle_target(nozzle_id: int) -> Callable[[PrinterState], float | None]:
+    def read(state: PrinterState) -> float | None:
+        nozzle = _nozzle(state, nozzle_id)
+        return nozzle.target if nozzle else None
+
+    return read
+
+
+def _is_dual_nozzle(state: PrinterState) -> bool:
+    return state.is_dual_nozzle
+
+
+def _temperature(
+    key: str, value_fn: Callable[[PrinterState], StateType], **kwargs: Any
+) -> BambuSensorEntityDescription:
+    return BambuSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        device_class=SensorDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        state_class=SensorStateClass.MEASUREMENT,
+        suggested_display_precision=0,
+        value_fn=value_fn,
+        **kwargs,
+    )
+
+
+def _fan(key: str, value_fn: Callable[[PrinterState], StateType]) -> BambuSensorEntityDescription:
+    return BambuSensorEntityDescription(
+        key=key,
+        translation_key=key,
+        native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=value_fn,
+    )
+
+
+SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
+    BambuSensorEntityDescription(
+        key="print_status",
+        translation_key="print_status",
+        device_class=SensorDeviceClass.ENUM,
+        options=PRINT_STATUS_OPTIONS,
+        value_fn=lambda state: _lower(state.gcode_state_raw),
+    ),
+    BambuSensorEntityDescription(
+        key="current_stage",
+        translation_key="current_stage",
+        device_class=SensorDeviceClass.ENUM,
+        options=STAGE_OPTIONS,
+        value_fn=_stage,
+    ),
+    BambuSensorEntityDescription(
+        key="progress",
+        translation_key="progress",
+        native_unit_of_measurement=PERCENTAGE,
+        value_fn=lambda state: state.progress,
+    ),
+    BambuSensorEntityDescription(
+        key="remaining_time",
+        translation_key="remaining_time",
+        device_class=SensorDeviceClass.DURATION,
+        native_unit_of_measurement=UnitOfTime.MINUTES,
+        value_fn=lambda state: state.remaining_minutes,
+    ),
+    BambuSensorEntityDescription(
+        key="current_layer",
+        translation_key="current_layer",
+        value_fn=lambda state: state.layer,
+    ),
+    BambuSensorEntityDescription(
+        key="total_layers",
+        translation_key="total_layers",
+        value_fn=lambda state: state.total_layers,
+    ),
+    _temperature("nozzle_temperature", lambda state: state.nozzle_temp),
+    _temperature("nozzle_target_temperature", lambda state: state.nozzle_target),
+    _temperature("bed_temperature", lambda state: state.bed_temp),
+    _temperature("bed_target_temperature", lambda state: state.bed_target),
+    _temperature(
+        "chamber_temperature",
+        lambda state: state.chamber_temp,
+        exists_fn=lambda state: has_chamber_sensor(state.model),
+    ),
+    _temperature("left_nozzle_temperature", _nozzle_temp(LEFT_NOZZLE), exists_fn=_is_dual_nozzle),
+    _temperature(
+        "left_nozzle_target_temperature", _nozzle_target(LEFT_NOZZLE), exists_fn=_is_dual_nozzle
+    ),
+    _temperature("right_nozzle_temperature", _nozzle_temp(RIGHT_NOZZLE), exists_fn=_is_dual_nozzle),
+    _temperature(
+        "right_nozzle_target_temperature",
+        _nozzle_target(RIGHT_NOZZLE),
+        exists_fn=_is_dual_nozzle,
+    ),
+    _fan("part_fan", lambda state: state.part_fan_percent),
+    _fan("aux_fan", lambda state: state.aux_fan_percent),
+    _fan("chamber_fan", lambda state: state.chamber_fan_percent),
+    BambuSensorEntityDescription(
+        key="speed_profile",
+        translation_key="speed_profile",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(SPEED_LEVELS.values()),
+        value_fn=lambda state: SPEED_LEVELS.get(state.speed_level or 0),
+    ),
+    BambuSensorEntityDescription(
+        key="job_name",
+        translation_key="job_name",
+        value_fn=lambda state: state.job_name,
+    ),
+    BambuSensorEntityDescription(
+        key="file_name",
+        translation_key="file_name",
+        value_fn=lambda state: state.file_name,
+    ),
+    BambuSensorEntityDescription(
+        key="print_error",
+        translation_key="print_error",
+        value_fn=_print_error,
+    ),
+    BambuSensorEntityDescription(
+        key="hms_errors",
+        translation_key="hms_errors",
+        state_class=SensorStateClass.MEASUREMENT,
+        value_fn=lambda state: len(state.hms_codes),
+        attrs_fn=lambda state: {"codes": state.hms_codes},
+    ),
+    BambuSensorEntityDescription(
+        key="wifi_signal",
+        translation_key="wifi_signal",
+        device_class=SensorDeviceClass.SIGNAL_STRENGTH,
+        native_unit_of_measurement=SIGNAL_STRENGTH_DECIBELS_MILLIWATT,
+        state_class=SensorStateClass.MEASUREMENT,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,
+        value_fn=lambda state: state.wifi_dbm,
+    ),
+    BambuSensorEntityDescription(
+        key="nozzle_diameter",
+        translation_key="nozzle_diameter",
+        native_unit_of_measurement=UnitOfLength.MILLIMETERS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: state.nozzle_diameter,
+    ),
+    BambuSensorEntityDescription(
+        key="nozzle_type",
+        translation_key="nozzle_type",
+        device_class=SensorDeviceClass.ENUM,
+        options=NOZZLE_TYPE_OPTIONS,
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: _lower(state.nozzle_type),
+    ),
+)
+
+END_TIME: Final = SensorEntityDescription(
+    key="end_time",
+    translation_key="end_time",
+    device_class=SensorDeviceClass.TIMESTAMP,
+)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant,
+    entry: BambuConfigEntry,
+    async_add_entities: AddConfigEntryEntitiesCallback,
+) -> None:
+    """Add the sensors this printer model has, and keep the device's firmware current."""
+    coordinator = entry.runtime_data
+    state = coordinator.state
+    entities: list[SensorEntity] = [
+        BambuSensor(coordinator, description)
+        for description in SENSORS
+        if description.exists_fn(state)
+    ]
+    entities.append(BambuEndTimeSensor(coordinator, END_TIME))
+    entities.extend(certificate_entities(coordinator))
+    async_add_entities(entities)
+    entry.async_on_unload(coordinator.async_add_listener(_device_updater(hass, coordinator)))
+
+
+def _device_updater(hass: HomeAssistant, coordinator: BambuCoordinator) -> Callable[[], None]:
+    """A listener that rewrites the device's versions after a firmware update.
+
+    It runs on every state change, so it compares one string and touches the registry only
+    when the firmware differs from what it last wrote.
+    """
+    registry = dr.async_get(hass)
+    written = coordinator.state.firmware
+
+    @callback
+    def update_device() -> None:
+        nonlocal written
+        state = coordinator.state
+        if state.firmware is None or state.firmware == written:
+            return
+        written = state.firmware
+        device = registry.async_get_device_by_identifier(
+            (DOMAIN, coordinator.serial), coordinator.config_entry.entry_id
+        )
+        if device is not None:
+            registry.async_update_device(
+                device.id, sw_version=state.firmware, hw_version=state.hardware
+            )
+
+    return update_device
+
+
+class BambuSensor(BambuEntity, SensorEntity):
+    """A sensor read from the printer's state by its description."""
+
+    entity_description: BambuSensorEntityDescription
+
+    def __init__(
+        self, coordinator: BambuCoordinator, description: BambuSensorEntityDescription
+    ) -> None:
+        """Bind the sensor; enum values outside `options` are logged once each."""
+        super().__init__(coordinator, description)
+        self._logged_unknown: set[StateType] = set()
+
+    @override
+    def _refresh(self) -> tuple[Any, ...]:
+        state = self.coordinator.state
+        value = self.entity_description.value_fn(state)
+        options = self.entity_description.options
+        if options is not None and value is not None and value not in options:
+            self._log_unknown(value)
+            value = None
+        self._attr_native_value = value
+        attrs_fn = self.entity_description.attrs_fn
+        if attrs_fn is None:
+            return (value,)
+        attributes = attrs_fn(state)
+        self._attr_extra_state_attributes = attributes
+        return (value, attributes)
+
+    def _log_unknown(self, value: StateType) -> None:
+        """A value newer firmware may send: it shows as unknown; say so once per value."""
+        if value not in self._logged_unknown:
+            self._logged_unknown.add(value)
+            _LOGGER.info(
+                "%s: the printer reported %r, which this version does not know; showing unknown",
+                self.entity_id,
+                value,
+            )
+
+
+class BambuEndTimeSensor(BambuEntity, SensorEntity):
+    """When the job will end: now + remaining minutes, computed when the remaining time changes.
+
+    Recomputing it on every report would move the timestamp by seconds all the time; computing it
+    only when the printer's minute count changes (on a whole minute) keeps it steady. After the
+    job the last estimate stays; before any job was seen it is unknown.
+    """
+
+    _remaining: int | None = None
+    _attr_native_value: datetime | None = None
+
+    @override
+    def _refresh(self) -> tuple[Any, ...]:
+        state = self.coordinator.state
+        remaining = state.remaining_minutes
+        if state.gcode_state in ACTIVE_JOB_STATES and remaining is not None:
+            if remaining != self._remaining:
+                self._remaining = remaining
+                now = utcnow() + timedelta(seconds=30)  # round to the nearest minute
+                self._attr_native_value = now.replace(second=0, microsecond=0) + timedelta(
+                    minutes=remaining
+                )
+        else:
+            self._remaining = None
+        return (self._attr_native_value,)
