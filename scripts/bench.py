@@ -32,10 +32,6 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import custom_components.bambu_lan  # noqa: E402  (ours must win over the harness's)
-from custom_components.bambu_lan import tls  # noqa: E402
-from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
-from custom_components.bambu_lan.model import PrinterState, decode_payload  # noqa: E402
 from homeassistant import loader  # noqa: E402
 from homeassistant.config_entries import ConfigEntryState  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
@@ -46,6 +42,9 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
     async_test_home_assistant,
 )
 
+from custom_components.bambu_lan import tls  # noqa: E402
+from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
+from custom_components.bambu_lan.model import PrinterState, decode_payload  # noqa: E402
 from tests.fixtures import reports as r  # noqa: E402
 from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402

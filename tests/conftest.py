@@ -19,6 +19,16 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
     """Let every test load custom integrations."""
 
 
+@pytest.fixture
+def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconnect (and watch for silence) on a test's time scale, not production's back-off."""
+    from custom_components.bambu_lan import client
+
+    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
+    monkeypatch.setattr(client, "BACKOFF_MAX", 0.2)
+    monkeypatch.setattr(client, "WATCHDOG_INTERVAL", 0.1)
+
+
 @pytest.fixture(autouse=True)
 def discovery_on_loopback(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
     """Discovery binds 127.0.0.1 on a free port in tests, and only where sockets are enabled."""

@@ -25,7 +25,6 @@ from homeassistant.util import dt as dt_util
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.bambu_lan import client
 from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.health import (
     CertificateHealth,
@@ -40,6 +39,7 @@ from custom_components.bambu_lan.tls import (
     PrinterTLSError,
     TLSErrorKind,
 )
+from tests.helpers import async_setup_printer, wait_until
 from tests.virtual_printer.pki import ServerIdentity, TestCAs, issue_server
 from tests.virtual_printer.printer import VirtualPrinter
 
@@ -52,53 +52,11 @@ HIDDEN_KEYS = ("certificate_fingerprint", "certificate_tls_version", "certificat
 # --- helpers shared with test_repairs.py and test_diagnostics.py ----------------------------------
 
 
-@pytest.fixture
-def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reconnect within a fraction of a second instead of the production back-off."""
-    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
-    monkeypatch.setattr(client, "BACKOFF_MAX", 0.2)
-
-
-async def async_setup_printer(
-    hass: HomeAssistant,
-    printer: VirtualPrinter,
-    *,
-    fingerprint: str | None = None,
-    options: dict[str, Any] | None = None,
-    title: str = "Workshop X1C",
-) -> MockConfigEntry:
-    """Add an entry for the virtual printer and set it up (it may fail: check entry.state)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=printer.serial,
-        title=title,
-        data={
-            "host": printer.host,
-            "serial": printer.serial,
-            "access_code": printer.access_code,
-            "port": printer.port,
-            "cert_fingerprint": fingerprint or printer.fingerprint,
-        },
-        options=options or {},
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    return entry
-
-
 def sensor_id(hass: HomeAssistant, serial: str, key: str) -> str:
     """The entity id of one of the printer's sensors."""
     entity_id = er.async_get(hass).async_get_entity_id("sensor", DOMAIN, f"{serial}_{key}")
     assert entity_id is not None, key
     return entity_id
-
-
-async def wait_until(condition: Callable[[], bool]) -> None:
-    """Let the event loop run until `condition()` holds (the printer is another process)."""
-    async with asyncio.timeout(WAIT):
-        while not condition():  # noqa: ASYNC110 - state lives in other processes too
-            await asyncio.sleep(0.02)
 
 
 async def async_serve(printer: VirtualPrinter, identity: ServerIdentity) -> None:
@@ -150,7 +108,6 @@ def short_lived(
 
 
 DAY = timedelta(days=1)
-WAIT = 15.0  # seconds; generous for a loaded CI machine
 SECOND = timedelta(seconds=1)
 
 # --- the pure evaluation --------------------------------------------------------------------------

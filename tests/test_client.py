@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import logging
 import threading
 from typing import Any
@@ -13,7 +12,6 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.bambu_lan import client
 from custom_components.bambu_lan.client import (
@@ -26,41 +24,14 @@ from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.coordinator import BambuCoordinator
 from custom_components.bambu_lan.model import MAX_PAYLOAD_BYTES
 from custom_components.bambu_lan.tls import PrinterTLSError, TLSErrorKind
+from tests.helpers import async_setup_printer, printer_entry, wait_until
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
 
 
-async def wait_for(predicate: Callable[[], Any], timeout: float = 10.0) -> None:
-    """Let the loop run until predicate() holds."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
-            await asyncio.sleep(0.02)
-
-
-def make_entry(hass: HomeAssistant, printer: Any, **data: Any) -> MockConfigEntry:
-    """A config entry for a virtual printer (port only because it is not 8883 in tests)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=printer.serial,
-        title=f"{printer.model} test",
-        data={
-            "host": "127.0.0.1",
-            "serial": printer.serial,
-            "access_code": printer.access_code,
-            "port": printer.port,
-            "cert_fingerprint": printer.fingerprint,
-        }
-        | data,
-    )
-    entry.add_to_hass(hass)
-    return entry
-
-
 async def setup_entry(hass: HomeAssistant, printer: Any) -> BambuCoordinator:
     """Set up a loaded entry for the printer and return its coordinator."""
-    entry = make_entry(hass, printer)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await async_setup_printer(hass, printer)
     assert entry.state is ConfigEntryState.LOADED
     coordinator: BambuCoordinator = entry.runtime_data
     return coordinator
@@ -128,14 +99,6 @@ async def open_session() -> Any:
         await session.async_close()
 
 
-@pytest.fixture
-def fast_recovery(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Reconnect and watch for silence on a test's time scale."""
-    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
-    monkeypatch.setattr(client, "BACKOFF_MAX", 0.2)
-    monkeypatch.setattr(client, "WATCHDOG_INTERVAL", 0.1)
-
-
 # --- the session on its own ------------------------------------------------------------------
 
 
@@ -151,7 +114,7 @@ async def test_session_connects_and_receives(
     assert report.subject_cn == printer.serial
     assert report.sha256 == printer.fingerprint
     assert report.tls_version == "TLSv1.2"
-    await wait_for(lambda: {"info", "print"} <= {key for msg in recorder.reports for key in msg})
+    await wait_until(lambda: {"info", "print"} <= {key for msg in recorder.reports for key in msg})
     assert threading.active_count() >= 1
     assert "Zq7Kx2Lm" not in repr(session)
     await session.async_close()
@@ -268,11 +231,11 @@ async def test_bad_input_is_dropped(
     recorder = Recorder()
     session = open_session(printer, recorder)
     await session.async_connect()
-    await wait_for(lambda: session.stats.messages >= 2)
+    await wait_until(lambda: session.stats.messages >= 2)
     for kind in ("invalid_json", "array", "scalar", "not_utf8", "empty", "huge"):
         printer.fault("malformed", kind=kind)
     printer.publish_raw(b"{" + b" " * (MAX_PAYLOAD_BYTES + 1) + b"}")
-    await wait_for(lambda: session.stats.dropped_messages >= 7)
+    await wait_until(lambda: session.stats.dropped_messages >= 7)
     assert session.connected
     # Still alive: the next real command is acknowledged.
     await session.async_command("print", "print_speed", {"param": "2"})
@@ -291,7 +254,7 @@ async def test_coordinator_merges_deltas(hass: HomeAssistant, virtual_printer: A
     assert coordinator.certificate is not None
     assert coordinator.certificate.sha256 == printer.fingerprint
     printer.set_state({"mc_percent": 42, "nozzle_target_temper": 215})
-    await wait_for(lambda: coordinator.state.progress == 42)
+    await wait_until(lambda: coordinator.state.progress == 42)
     assert coordinator.state.nozzle_target == 215
     assert coordinator.state.bed_temp is not None  # kept from the full report
     await hass.config_entries.async_unload(coordinator.config_entry.entry_id)
@@ -310,7 +273,7 @@ async def test_coordinator_command_errors_are_translated(
     assert err.value.translation_domain == DOMAIN
 
 
-@pytest.mark.usefixtures("fast_recovery")
+@pytest.mark.usefixtures("fast_reconnect")
 async def test_broker_restart_unavailable_then_recovered(
     hass: HomeAssistant, virtual_printer: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -319,10 +282,10 @@ async def test_broker_restart_unavailable_then_recovered(
     coordinator = await setup_entry(hass, printer)
     caplog.set_level(logging.INFO, logger="custom_components.bambu_lan")
     printer.stop_broker()
-    await wait_for(lambda: not coordinator.last_update_success)
+    await wait_until(lambda: not coordinator.last_update_success)
     await asyncio.sleep(0.6)  # several failed reconnect attempts
     printer.start_broker()
-    await wait_for(lambda: coordinator.last_update_success)
+    await wait_until(lambda: coordinator.last_update_success)
     assert coordinator.session is not None
     assert coordinator.session.stats.connects == 2
     lost = [r for r in caplog.records if "Lost the connection" in r.getMessage()]
@@ -331,7 +294,7 @@ async def test_broker_restart_unavailable_then_recovered(
     assert len(back) == 1
 
 
-@pytest.mark.usefixtures("fast_recovery")
+@pytest.mark.usefixtures("fast_reconnect")
 async def test_silence_watchdog(
     hass: HomeAssistant, virtual_printer: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -342,10 +305,10 @@ async def test_silence_watchdog(
     coordinator = await setup_entry(hass, printer)
     printer.clear_commands()
     printer.fault("silent")
-    await wait_for(lambda: not coordinator.last_update_success)
+    await wait_until(lambda: not coordinator.last_update_success)
     assert "start" in sent_commands(printer)
     printer.fault("resume")
-    await wait_for(lambda: coordinator.last_update_success)
+    await wait_until(lambda: coordinator.last_update_success)
 
 
 async def test_wrong_access_code_at_setup_starts_reauth(
@@ -353,7 +316,7 @@ async def test_wrong_access_code_at_setup_starts_reauth(
 ) -> None:
     """CONNACK 5 at setup: the entry fails and Home Assistant asks for a new code."""
     printer = virtual_printer("P1S")
-    entry = make_entry(hass, printer, access_code="Wr0ngC0d")
+    entry = printer_entry(hass, printer, access_code="Wr0ngC0d")
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_ERROR
@@ -361,13 +324,13 @@ async def test_wrong_access_code_at_setup_starts_reauth(
     assert [flow["context"]["source"] for flow in flows] == [SOURCE_REAUTH]
 
 
-@pytest.mark.usefixtures("fast_recovery")
+@pytest.mark.usefixtures("fast_reconnect")
 async def test_access_code_changed_while_running(hass: HomeAssistant, virtual_printer: Any) -> None:
     """The code changes under a running entry: stop retrying, start reauthentication."""
     printer = virtual_printer("P1S")
     coordinator = await setup_entry(hass, printer)
     printer.set_access_code("N3wC0de1")
-    await wait_for(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
+    await wait_until(lambda: bool(hass.config_entries.flow.async_progress_by_handler(DOMAIN)))
     await asyncio.sleep(0.3)
     assert coordinator.session is not None
     assert not coordinator.session.connected
@@ -377,14 +340,14 @@ async def test_access_code_changed_while_running(hass: HomeAssistant, virtual_pr
 async def test_certificate_failure_at_setup(hass: HomeAssistant, virtual_printer: Any) -> None:
     """A certificate for another serial keeps the entry retrying and raises a repair issue."""
     printer = virtual_printer("P1S", "other_serial")
-    entry = make_entry(hass, printer)
+    entry = printer_entry(hass, printer)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert [issue.translation_key for issue in domain_issues(hass)] == ["serial_mismatch"]
 
 
-@pytest.mark.usefixtures("fast_recovery")
+@pytest.mark.usefixtures("fast_reconnect")
 async def test_reissued_certificate_reconnects(hass: HomeAssistant, virtual_printer: Any) -> None:
     """A re-issued leaf that still verifies is accepted, and the new one is what we report."""
     printer = virtual_printer("P1S")
@@ -392,7 +355,7 @@ async def test_reissued_certificate_reconnects(hass: HomeAssistant, virtual_prin
     old = coordinator.certificate
     assert old is not None
     new_fingerprint = printer.reissue_cert()
-    await wait_for(
+    await wait_until(
         lambda: (
             coordinator.certificate is not None
             and coordinator.certificate.sha256 == new_fingerprint
@@ -401,7 +364,7 @@ async def test_reissued_certificate_reconnects(hass: HomeAssistant, virtual_prin
     assert new_fingerprint != old.sha256
 
 
-@pytest.mark.usefixtures("fast_recovery")
+@pytest.mark.usefixtures("fast_reconnect")
 async def test_untrusted_certificate_after_reconnect(
     hass: HomeAssistant, virtual_printer: Any
 ) -> None:
@@ -410,7 +373,7 @@ async def test_untrusted_certificate_after_reconnect(
     coordinator = await setup_entry(hass, printer)
     printer.profile = "unknown_ca"
     printer.reissue_cert()
-    await wait_for(lambda: coordinator.tls_error is not None)
+    await wait_until(lambda: coordinator.tls_error is not None)
     assert coordinator.tls_error.kind is TLSErrorKind.UNTRUSTED_ISSUER
     assert not coordinator.last_update_success
     assert [issue.translation_key for issue in domain_issues(hass)] == ["untrusted"]
@@ -436,7 +399,7 @@ async def test_setup_without_first_report_closes_connection(
     monkeypatch.setattr(coordinator_module, "FIRST_REPORT_TIMEOUT", 0.5)
     printer = virtual_printer("P1S")
     printer.fault("silent")
-    entry = make_entry(hass, printer)
+    entry = printer_entry(hass, printer)
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_RETRY

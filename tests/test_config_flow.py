@@ -29,6 +29,7 @@ from custom_components.bambu_lan.const import (
     CONF_ACCESS_CODE,
     CONF_CERT_FINGERPRINT,
     CONF_HOST,
+    CONF_PINNED_CERT,
     CONF_SERIAL,
     DOMAIN,
 )
@@ -107,6 +108,11 @@ def suggested(result: ConfigFlowResult) -> dict[str, Any]:
     }
 
 
+def form_fields(result: ConfigFlowResult) -> list[str]:
+    """The names of the form's fields."""
+    return [key.schema for key in result["data_schema"].schema]
+
+
 def error_message(result: ConfigFlowResult) -> str:
     """The user's text for the form's base error, placeholders filled (KeyError if one lacks)."""
     template = TRANSLATIONS["config"]["error"][result["errors"]["base"]]
@@ -138,12 +144,15 @@ def offline_entry(**data: Any) -> MockConfigEntry:
     )
 
 
-def printer_entry(printer: VirtualPrinter, **data: Any) -> MockConfigEntry:
+def printer_entry(
+    printer: VirtualPrinter, *, options: dict[str, Any] | None = None, **data: Any
+) -> MockConfigEntry:
     """An existing entry for this printer."""
     return MockConfigEntry(
         domain=DOMAIN,
         unique_id=printer.serial,
         title="X1 Carbon Workshop",
+        options=options or {},
         data={
             CONF_HOST: printer.host,
             CONF_SERIAL: printer.serial,
@@ -856,6 +865,25 @@ async def test_reauth_reports_other_printer(
     assert error_message(result)
 
 
+async def test_reauth_records_the_new_certificate(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """Reauth proves the printer again: its current leaf becomes the expected one."""
+    entry = printer_entry(printer)
+    entry.add_to_hass(hass)
+    old_fingerprint = printer.fingerprint
+    new_fingerprint = await hass.async_add_executor_job(printer.reissue_cert)
+    assert new_fingerprint != old_fingerprint
+
+    result = await entry.start_reauth_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: printer.access_code}
+    )
+
+    assert result["reason"] == "reauth_successful"
+    assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+
+
 # --- reconfiguration -----------------------------------------------------------------------------
 
 
@@ -868,6 +896,7 @@ async def test_reconfigure_new_address_keeps_code(
 
     result = await entry.start_reconfigure_flow(hass)
     assert result["step_id"] == "reconfigure"
+    assert form_fields(result) == [CONF_HOST, CONF_ACCESS_CODE]  # nothing pinned, nothing to remove
     assert suggested(result) == {CONF_HOST: UNUSED_ADDRESS}
     assert result["description_placeholders"] == {
         "title": entry.title,
@@ -963,3 +992,85 @@ async def test_reconfigure_unreachable(
     assert result["errors"] == {"base": "cannot_connect"}
     assert suggested(result) == {CONF_HOST: "127.0.0.1"}
     assert f"127.0.0.1:{closed_port}" in error_message(result)
+
+
+async def test_reconfigure_records_the_new_certificate(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """Reconfiguring proves the printer again: its current leaf becomes the expected one."""
+    entry = printer_entry(printer)
+    entry.add_to_hass(hass)
+    new_fingerprint = await hass.async_add_executor_job(printer.reissue_cert)
+    assert entry.data[CONF_CERT_FINGERPRINT] != new_fingerprint
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: printer.host}
+    )
+
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert entry.options == {}
+
+
+async def test_reconfigure_removes_pin_once_bundled_cas_verify(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """A pinned printer whose chain the bundled CAs now cover can drop its pin."""
+    stale_pin = printer.identity.leaf.pem.decode()
+    new_fingerprint = await hass.async_add_executor_job(printer.reissue_cert)
+    entry = printer_entry(printer, options={CONF_PINNED_CERT: stale_pin})
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reconfigure_flow(hass)
+    assert form_fields(result) == [CONF_HOST, CONF_ACCESS_CODE, config_flow.CONF_REMOVE_PIN]
+    remove_pin = next(
+        key for key in result["data_schema"].schema if key.schema == config_flow.CONF_REMOVE_PIN
+    )
+    assert remove_pin.default() is False  # keeping the pin is what happens by default
+    step = TRANSLATIONS["config"]["step"]["reconfigure"]
+    assert config_flow.CONF_REMOVE_PIN in step["data"]
+    assert "bundled Bambu Lab CAs" in step["data_description"][config_flow.CONF_REMOVE_PIN]
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: printer.host, config_flow.CONF_REMOVE_PIN: True}
+    )
+
+    assert result["reason"] == "reconfigure_successful"
+    assert CONF_PINNED_CERT not in entry.options
+    assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert config_flow.CONF_REMOVE_PIN not in entry.data
+
+
+async def test_pin_stays_while_bundled_cas_do_not_verify(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    no_entry_setup: None,
+) -> None:
+    """Removing the pin of a printer of an unknown issuer fails and changes nothing; the pin
+    itself still validates."""
+    pinned = virtual_printer("P1S", "unknown_ca")
+    pin = pinned.identity.leaf.pem.decode()
+    entry = printer_entry(pinned, options={CONF_PINNED_CERT: pin}, cert_fingerprint="0" * 64)
+    entry.add_to_hass(hass)
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host, config_flow.CONF_REMOVE_PIN: True}
+    )
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert result["description_placeholders"]["fingerprint"] == pinned.fingerprint
+    assert suggested(result) == {CONF_HOST: pinned.host, config_flow.CONF_REMOVE_PIN: True}
+    assert entry.options == {CONF_PINNED_CERT: pin}
+    assert entry.data[CONF_CERT_FINGERPRINT] == "0" * 64
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host, config_flow.CONF_REMOVE_PIN: False}
+    )
+
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.options == {CONF_PINNED_CERT: pin}
+    assert entry.data[CONF_CERT_FINGERPRINT] == pinned.fingerprint

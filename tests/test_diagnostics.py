@@ -25,7 +25,6 @@ from tests.test_certificate_health import (
     async_serve,
     async_setup_printer,
     certificate_state,
-    fast_reconnect,  # noqa: F401 - a fixture
     wait_until,
 )
 from tests.virtual_printer.pki import TestCAs, issue_server
@@ -152,7 +151,7 @@ async def test_pin_and_last_failure(
     hass_client: ClientSessionGenerator,
     virtual_printer: Callable[..., VirtualPrinter],
     trust_test_cas: object,
-    fast_reconnect: None,  # noqa: F811
+    fast_reconnect: None,
 ) -> None:
     """A pinned printer that presents another certificate: the pin and the failure, scrubbed."""
     printer = virtual_printer("X1C", "unknown_ca", time_scale=0)
@@ -210,7 +209,7 @@ async def test_debug_session_never_shows_the_access_code(
     virtual_printer: Callable[..., VirtualPrinter],
     trust_test_cas: object,
     test_cas: TestCAs,
-    fast_reconnect: None,  # noqa: F811
+    fast_reconnect: None,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Connect, lose the printer, meet an untrusted and a re-issued certificate, a rejected

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from unittest.mock import PropertyMock, patch
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import (
     EVENT_STATE_CHANGED,
     MATCH_ALL,
@@ -34,8 +35,17 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from syrupy.assertion import SnapshotAssertion
 
 import custom_components.bambu_lan
-from custom_components.bambu_lan import binary_sensor, button, light, number, select, sensor
+from custom_components.bambu_lan import (
+    binary_sensor,
+    button,
+    certificate,
+    light,
+    number,
+    select,
+    sensor,
+)
 from custom_components.bambu_lan.const import DOMAIN
+from tests.helpers import async_setup_printer
 from tests.virtual_printer.models import pack_temp, spec_for, version_modules
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 
@@ -55,21 +65,8 @@ async def setup_printer(
 ) -> tuple[MockConfigEntry, VirtualPrinter]:
     """Start a virtual printer with a stopped clock and set up a config entry for it."""
     printer = virtual_printer(model, time_scale=0, **options)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=printer.serial,
-        title=model,
-        data={
-            "host": printer.host,
-            "serial": printer.serial,
-            "access_code": printer.access_code,
-            "port": printer.port,
-            "cert_fingerprint": printer.fingerprint,
-        },
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = await async_setup_printer(hass, printer, title=model)
+    assert entry.state is ConfigEntryState.LOADED
     return entry, printer
 
 
@@ -335,6 +332,8 @@ async def test_unknown_values_are_unknown_and_logged_once(
     assert state_of(hass, "sensor.x1c_speed_profile") == STATE_UNKNOWN
     logged = [record for record in caplog.records if "'stage_999'" in record.getMessage()]
     assert len(logged) == 1
+    logged = [record for record in caplog.records if "'warp_drive'" in record.getMessage()]
+    assert len(logged) == 1
 
 
 @pytest.mark.usefixtures("trust_test_cas")
@@ -436,7 +435,7 @@ def test_translations_and_icons_cover_every_entity() -> None:
     strings = json.loads((root / "translations" / "en.json").read_text())["entity"]
     icons = json.loads((root / "icons.json").read_text())["entity"]
     descriptions: dict[str, list[EntityDescription]] = {
-        "sensor": [*sensor.SENSORS, sensor.END_TIME],
+        "sensor": [*sensor.SENSORS, sensor.END_TIME, *certificate.CERTIFICATE_SENSORS],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
         "button": list(button.BUTTONS),
         "light": [light.DESCRIPTION],

@@ -21,7 +21,6 @@ from tests.test_certificate_health import (
     assert_issue_text,
     async_setup_printer,
     certificate_state,
-    fast_reconnect,  # noqa: F401 - a fixture
     issue_strings,
     open_issues,
     placeholder_fields,
@@ -66,7 +65,7 @@ async def test_pin_untrusted_certificate(
     repairs_client: TestClient,
     virtual_printer: Callable[..., VirtualPrinter],
     trust_test_cas: object,
-    fast_reconnect: None,  # noqa: F811
+    fast_reconnect: None,
 ) -> None:
     """An unknown issuer: the user reviews the certificate, pins it, and the printer connects.
 
@@ -220,7 +219,7 @@ async def test_accept_refuses_a_newer_change(
     repairs_client: TestClient,
     virtual_printer: Callable[..., VirtualPrinter],
     trust_test_cas: object,
-    fast_reconnect: None,  # noqa: F811
+    fast_reconnect: None,
 ) -> None:
     """The certificate changes again while the form is open: nothing is recorded."""
     printer = virtual_printer("X1C", time_scale=0)

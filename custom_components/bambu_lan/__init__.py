@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from . import discovery
+from . import discovery, issues
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
@@ -49,3 +49,8 @@ async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bo
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
+    """A deleted printer leaves no repair issues behind."""
+    issues.async_remove_entry_issues(hass, entry)

@@ -11,23 +11,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import BambuConfigEntry
-from .entity import BambuEntity
+from .entity import BambuControlEntity
 from .model import PrinterState
 
 PARALLEL_UPDATES = 1
-
-
-class BambuControlEntity(BambuEntity):
-    """An entity that sends commands the firmware refuses unless they are signed.
-
-    While the printer demands signed commands (firmware since January 2025 without Developer
-    Mode) such controls are unavailable rather than failing on use.
-    """
-
-    @property
-    @override
-    def available(self) -> bool:
-        return super().available and not self.coordinator.state.signed_commands_required
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -19,6 +19,7 @@ from typing import Any, Final, override
 from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_PORT
 from homeassistant.helpers.selector import (
+    BooleanSelector,
     TextSelector,
     TextSelectorConfig,
     TextSelectorType,
@@ -50,6 +51,9 @@ VALIDATION_TIMEOUT: float = 10.0
 
 ACCESS_CODE_RE: Final = re.compile(r"[0-9A-Za-z]{8}")
 
+# Reconfigure field, shown only while a certificate is pinned: go back to the bundled CAs.
+CONF_REMOVE_PIN: Final = "remove_pin"
+
 _PASSWORD: Final = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
 USER_SCHEMA: Final = probatio.Schema(
@@ -66,6 +70,9 @@ RECONFIGURE_SCHEMA: Final = probatio.Schema(
         # Empty keeps the current code, so that a new address does not need it typed again.
         probatio.Optional(CONF_ACCESS_CODE): _PASSWORD,
     }
+)
+RECONFIGURE_PINNED_SCHEMA: Final = RECONFIGURE_SCHEMA.extend(
+    {probatio.Optional(CONF_REMOVE_PIN, default=False): BooleanSelector()}
 )
 
 
@@ -361,13 +368,20 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
             else:
                 try:
-                    await _async_validate_entry(entry, entry.data[CONF_HOST], access_code)
+                    identity = await _async_validate_entry(
+                        entry, entry.data[CONF_HOST], access_code
+                    )
                 except FlowError as err:
                     errors["base"] = err.key
                     placeholders |= err.placeholders
                 else:
+                    # The printer was just proven again: its current leaf is the expected one.
                     return self.async_update_reload_and_abort(
-                        entry, data_updates={CONF_ACCESS_CODE: access_code}
+                        entry,
+                        data_updates={
+                            CONF_ACCESS_CODE: access_code,
+                            CONF_CERT_FINGERPRINT: identity.certificate.sha256,
+                        },
                     )
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -381,8 +395,9 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change the address and/or the access code of a configured printer."""
+        """Change the address and/or the access code of a configured printer, or drop its pin."""
         entry = self._get_reconfigure_entry()
+        pinned = bool(entry.options.get(CONF_PINNED_CERT))
         errors: dict[str, str] = {}
         placeholders = {"title": entry.title, CONF_SERIAL: entry.data[CONF_SERIAL]}
         if user_input is not None:
@@ -391,11 +406,14 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                 CONF_ACCESS_CODE, ""
             )
             user_input = {**user_input, CONF_HOST: host}
+            remove_pin = pinned and bool(user_input.get(CONF_REMOVE_PIN))
             if not ACCESS_CODE_RE.fullmatch(access_code):
                 errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
             else:
                 try:
-                    await _async_validate_entry(entry, host, access_code)
+                    identity = await _async_validate_entry(
+                        entry, host, access_code, remove_pin=remove_pin
+                    )
                 except FlowError as err:
                     if presented := err.placeholders.get("presented_serial"):
                         await self.async_set_unique_id(presented)
@@ -406,26 +424,43 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                     placeholders |= err.placeholders
                 else:
                     return self.async_update_reload_and_abort(
-                        entry, data_updates={CONF_HOST: host, CONF_ACCESS_CODE: access_code}
+                        entry,
+                        data_updates={
+                            CONF_HOST: host,
+                            CONF_ACCESS_CODE: access_code,
+                            CONF_CERT_FINGERPRINT: identity.certificate.sha256,
+                        },
+                        options=_without_pin(entry.options) if remove_pin else entry.options,
                     )
         suggested = _keep_typed(user_input, errors) or {CONF_HOST: entry.data[CONF_HOST]}
+        schema = RECONFIGURE_PINNED_SCHEMA if pinned else RECONFIGURE_SCHEMA
         return self.async_show_form(
             step_id="reconfigure",
-            data_schema=self.add_suggested_values_to_schema(RECONFIGURE_SCHEMA, suggested),
+            data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
             description_placeholders=placeholders,
         )
 
 
-async def _async_validate_entry(entry: ConfigEntry, host: str, access_code: str) -> None:
-    """Validate new settings of a configured printer (its serial, port and pin stay)."""
-    await async_validate_printer(
+async def _async_validate_entry(
+    entry: ConfigEntry, host: str, access_code: str, *, remove_pin: bool = False
+) -> PrinterIdentity:
+    """Validate new settings of a configured printer (its serial and port stay).
+
+    Its pin stays too unless it is being removed: then the printer must verify against the
+    bundled CAs alone, so that removing the pin cannot strand a printer they do not cover.
+    """
+    return await async_validate_printer(
         host,
         entry.data.get(CONF_PORT, MQTT_PORT),
         entry.data[CONF_SERIAL],
         access_code,
-        entry.options.get(CONF_PINNED_CERT),
+        None if remove_pin else entry.options.get(CONF_PINNED_CERT),
     )
+
+
+def _without_pin(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if key != CONF_PINNED_CERT}
 
 
 def _keep_typed(

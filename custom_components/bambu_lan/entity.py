@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, override
 
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -65,3 +65,16 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         """Compute the first state before Home Assistant writes it."""
         await super().async_added_to_hass()
         self._written = (self.available, *self._refresh())
+
+
+class BambuControlEntity(BambuEntity):
+    """An entity that sends commands the firmware refuses unless they are signed.
+
+    While the printer demands signed commands (firmware since January 2025 without Developer
+    Mode) such controls are unavailable rather than failing on use.
+    """
+
+    @property
+    @override
+    def available(self) -> bool:
+        return super().available and not self.coordinator.state.signed_commands_required

@@ -16,8 +16,8 @@ from homeassistant.const import UnitOfTemperature
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .button import BambuControlEntity
 from .coordinator import BambuConfigEntry
+from .entity import BambuControlEntity
 from .model import PrinterState
 
 PARALLEL_UPDATES = 1

@@ -8,8 +8,8 @@ from homeassistant.components.select import SelectEntity, SelectEntityDescriptio
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .button import BambuControlEntity
 from .coordinator import BambuConfigEntry
+from .entity import BambuControlEntity
 from .model import SPEED_LEVELS
 
 PARALLEL_UPDATES = 1
