@@ -254,18 +254,20 @@ async def bench_farm(
 
         messages0 = sum(e.runtime_data.session.stats.messages for e in entries)
         profiler = cProfile.Profile() if profile else None
-        cpu0, wall0 = time.process_time(), time.monotonic()
+        cpu0, wall0, loop0 = time.process_time(), time.monotonic(), time.thread_time()
         if profiler:
             profiler.enable()
         await asyncio.sleep(window)
         if profiler:
             profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(30)
+            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
         elapsed = time.monotonic() - wall0
         busy = (time.process_time() - cpu0) / elapsed
+        loop_busy = (time.thread_time() - loop0) / elapsed
         messages = sum(e.runtime_data.session.stats.messages for e in entries) - messages0
         line(f"farm{count}_messages_per_s", messages / elapsed, "msg/s")
         line(f"farm{count}_cpu_percent", max(busy - idle, 0.0) * 100, "%")
+        line(f"farm{count}_loop_thread_cpu_percent", loop_busy * 100, "%")
         line(f"farm{count}_mem_per_printer_kib", traced / count / 1024, "KiB")
         for entry in entries:
             await hass.config_entries.async_unload(entry.entry_id)

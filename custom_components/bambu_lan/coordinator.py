@@ -58,6 +58,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.serial: str = entry.data[CONF_SERIAL]
         self.host: str = entry.data[CONF_HOST]
         self.state = PrinterState(self.serial)
+        self._health_timer: CALLBACK_TYPE | None = None
+        self._signed_commands_required: bool | None = None
         self.session: PrinterSession | None = None
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
@@ -173,9 +175,6 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         return True
 
     # --- certificate bookkeeping -------------------------------------------------------------
-
-    _health_timer: CALLBACK_TYPE | None = None
-    _signed_commands_required: bool | None = None
 
     @property
     def recorded_fingerprint(self) -> str | None:
