@@ -165,18 +165,21 @@ def printer_entry(
 
 
 @pytest.fixture
-def session_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """Record ("connect" | "close", session id) in order (a spy: behaviour unchanged)."""
-    events: list[tuple[str, int]] = []
+def session_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, object]]:
+    """Record ("connect" | "close", session) in order (a spy: behaviour unchanged).
+
+    The sessions themselves are kept (not their id()): a collected session's id can be reused.
+    """
+    events: list[tuple[str, object]] = []
     connect = client.PrinterSession.async_connect
     close = client.PrinterSession.async_close
 
     async def spy_connect(self: client.PrinterSession) -> Any:
-        events.append(("connect", id(self)))
+        events.append(("connect", self))
         return await connect(self)
 
     async def spy_close(self: client.PrinterSession) -> None:
-        events.append(("close", id(self)))
+        events.append(("close", self))
         await close(self)
 
     monkeypatch.setattr(client.PrinterSession, "async_connect", spy_connect)
@@ -190,7 +193,7 @@ def session_log(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
 async def test_user_creates_entry_and_setup_runs(
     hass: HomeAssistant,
     printer: VirtualPrinter,
-    session_log: list[tuple[str, int]],
+    session_log: list[tuple[str, object]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Typed values are normalised, proven, stored; the entry's own setup then connects."""
@@ -224,7 +227,8 @@ async def test_user_creates_entry_and_setup_runs(
     # The validation session was closed before the entry's own session opened.
     (first_action, validation), (second_action, closed), (third_action, setup) = session_log[:3]
     assert (first_action, second_action, third_action) == ("connect", "close", "connect")
-    assert closed == validation != setup
+    assert closed is validation
+    assert setup is not validation
     assert printer.access_code not in caplog.text
 
 
@@ -259,7 +263,7 @@ async def test_standard_port_is_not_stored(
 )
 async def test_user_format_errors(
     hass: HomeAssistant,
-    session_log: list[tuple[str, int]],
+    session_log: list[tuple[str, object]],
     changes: dict[str, str],
     errors: dict[str, str],
 ) -> None:
@@ -585,7 +589,7 @@ async def test_unknown_error_is_logged_without_secrets(
 
 
 async def test_already_configured_aborts_without_connecting(
-    hass: HomeAssistant, session_log: list[tuple[str, int]]
+    hass: HomeAssistant, session_log: list[tuple[str, object]]
 ) -> None:
     """A second entry for the same printer is refused before any connection."""
     offline_entry().add_to_hass(hass)
@@ -699,7 +703,7 @@ async def test_discovery_without_model_or_name(
 
 
 async def test_discovery_of_configured_printer_aborts(
-    hass: HomeAssistant, session_log: list[tuple[str, int]]
+    hass: HomeAssistant, session_log: list[tuple[str, object]]
 ) -> None:
     """Same printer, same address: nothing to do, no connection."""
     entry = offline_entry()
@@ -745,7 +749,7 @@ async def test_discovery_does_not_follow_an_impostor(
 
 
 async def test_discovery_keeps_a_host_name(
-    hass: HomeAssistant, session_log: list[tuple[str, int]]
+    hass: HomeAssistant, session_log: list[tuple[str, object]]
 ) -> None:
     """An entry configured by host name is not rewritten to an IP address."""
     entry = offline_entry(host="printer.invalid")

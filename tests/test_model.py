@@ -1123,3 +1123,49 @@ def test_fuzz_apply_never_raises(seed: int) -> None:
     state.apply(r.x1c_full_report())
     assert state.progress == 42
     assert state.gcode_state == "RUNNING"
+
+
+# --- read recording (entities skip refreshes for reports that changed nothing they read) --------
+
+
+def _accessors() -> list[str]:
+    return [
+        name
+        for name, member in vars(PrinterState).items()
+        if isinstance(member, property) and not name.startswith("_")
+    ]
+
+
+@pytest.mark.parametrize("full_report", [r.x1c_full_report, r.p1s_full_report, r.h2d_full_report])
+def test_recorded_reads_cover_every_dependency(full_report: Any) -> None:
+    """An accessor's value never depends on a top-level key it did not report reading."""
+    message = full_report()
+    for name in _accessors():
+        state = PrinterState()
+        state.apply(message)
+        state.record_reads()
+        value = getattr(state, name)
+        reads = state.recorded_reads()
+        for key in set(message["print"]) - reads - {"command", "msg", "sequence_id"}:
+            without = copy.deepcopy(message)
+            del without["print"][key]
+            other = PrinterState()
+            other.apply(without)
+            assert getattr(other, name) == value, (name, key)
+
+
+def test_changed_keys() -> None:
+    """apply() names the top-level keys that changed; None when anything may have."""
+    state = PrinterState()
+    state.apply(r.p1s_full_report())
+    assert state.changed_keys is None  # the first full report
+    state.apply(r.p1s_delta(mc_percent=77, nozzle_temper=200.5))
+    assert state.changed_keys == {"mc_percent", "nozzle_temper"}
+    state.apply(r.p1s_delta(mc_percent=77))
+    assert state.changed_keys == frozenset()
+    state.apply(r.p1s_version())
+    assert state.changed_keys is None
+    state.record_reads()
+    assert state.progress == 77
+    assert state.recorded_reads() == {"mc_percent"}
+    assert state.recorded_reads() == frozenset()  # not recording any more

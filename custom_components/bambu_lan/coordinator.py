@@ -140,7 +140,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             if self.state.full_state_received:
                 self._full_report.set()
             return
+        # Entities skip their refresh when this report changed none of the keys they read;
+        # every other update (connect, disconnect, certificate) refreshes them all.
         self.async_set_updated_data(self.state)
+        self.state.changed_keys = None
 
     @callback
     def on_connected(self, certificate: CertificateReport) -> None:

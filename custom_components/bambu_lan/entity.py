@@ -32,8 +32,8 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
     """An entity of one printer.
 
     Coordinator updates arrive for every report that changed something in the printer's state;
-    most of them leave most entities as they were, so each entity compares what it would write
-    with what it wrote last and skips the state machine when nothing changed.
+    most of them leave most entities as they were. An entity is evaluated again only when the
+    report changed a key it read last time, and written only when what it shows changed.
     """
 
     _attr_has_entity_name = True
@@ -45,6 +45,8 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         self._attr_unique_id = f"{coordinator.serial}_{description.key}"
         self._attr_device_info = device_info(coordinator)
         self._written: tuple[Any, ...] | None = None
+        # Top-level report keys the last refresh read (None: not evaluated yet).
+        self._reads: frozenset[str] | None = None
 
     def _refresh(self) -> tuple[Any, ...]:
         """Set the `_attr_*` values from the printer's state and return them.
@@ -55,16 +57,29 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        shown = (self.available, *self._refresh())
+        changed = self.coordinator.state.changed_keys
+        if changed is not None and self._reads is not None and self._reads.isdisjoint(changed):
+            return  # nothing this entity reads has changed
+        shown = self._evaluate()
         if shown == self._written:
             return
         self._written = shown
         self.async_write_ha_state()
 
+    def _evaluate(self) -> tuple[Any, ...]:
+        """Refresh while recording which report keys the entity (and its availability) read."""
+        state = self.coordinator.state
+        state.record_reads()
+        try:
+            shown = (self.available, *self._refresh())
+        finally:
+            self._reads = state.recorded_reads()
+        return shown
+
     async def async_added_to_hass(self) -> None:
         """Compute the first state before Home Assistant writes it."""
         await super().async_added_to_hass()
-        self._written = (self.available, *self._refresh())
+        self._written = self._evaluate()
 
 
 class BambuControlEntity(BambuEntity):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 import json
 import math
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 """Reports larger than this are dropped undecoded (a full X1 report is about 5-15 KiB)."""
@@ -434,9 +434,18 @@ def _clone(value: Any, depth: int) -> Any:
 
 
 def _merge_obj(
-    target: dict[str, Any], delta: dict[str, Any], spec: _Obj, depth: int, full: bool
+    target: dict[str, Any],
+    delta: dict[str, Any],
+    spec: _Obj,
+    depth: int,
+    full: bool,
+    *,
+    changed_keys: set[str] | None = None,
 ) -> bool:
-    """Merge `delta` into `target` (at nesting `depth`) in place; True if anything changed."""
+    """Merge `delta` into `target` (at nesting `depth`) in place; True if anything changed.
+
+    `changed_keys`, at the top level, collects the keys whose value changed.
+    """
     changed = False
     fields = spec.fields
     for key, value in delta.items():
@@ -445,6 +454,8 @@ def _merge_obj(
             continue  # the common case for X1 full reports: most fields repeat
         if _merge_field(target, key, old, value, fields.get(key, _ANY), depth=depth + 1, full=full):
             changed = True
+            if changed_keys is not None:
+                changed_keys.add(key)
     return changed
 
 
@@ -765,6 +776,24 @@ _AP_BOARDS: Final = ("rv1126", "ap", "esp32")  # X1; X1E/H2/P2S; P1/A1
 # --- the state ----------------------------------------------------------------------------------
 
 
+class _Readable(Protocol):
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+
+class _KeyRecorder:
+    """Reads through to the print object and remembers which top-level keys were read."""
+
+    __slots__ = ("_data", "keys")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self.keys: set[str] = set()
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        self.keys.add(key)
+        return self._data.get(key, default)
+
+
 class PrinterState:
     """The merged `print` object of one printer plus its get_version information."""
 
@@ -772,6 +801,11 @@ class PrinterState:
         """Start empty; `serial` (the configured one) is the last resort for the model."""
         self.serial = serial.strip().upper() if isinstance(serial, str) else None
         self._print: dict[str, Any] = {}
+        # Accessors read the print object through `_view`: the dict itself, or a recorder
+        # while an entity refreshes (see `record_reads`).
+        self._view: _Readable = self._print
+        self.changed_keys: frozenset[str] | None = None
+        """Top-level `print` keys the last `apply` changed; None: anything may have changed."""
         self._modules: dict[str, ModuleInfo] = {}
         self._model = model_from_serial(self.serial)
         self.full_state_received = False
@@ -789,6 +823,7 @@ class PrinterState:
         share the `print` key (gcode_line, pause ...) are ignored. `info` get_version replies
         update the module table.
         """
+        self.changed_keys = frozenset()
         if type(message) is not dict:
             return False
         changed = False
@@ -796,15 +831,36 @@ class PrinterState:
         if type(status) is dict and status.get("command") == "push_status":
             changed = self._apply_status(status)
         info = message.get("info")
-        if type(info) is dict and info.get("command") == "get_version":
-            changed = self._apply_version(info) or changed
+        if (
+            type(info) is dict
+            and info.get("command") == "get_version"
+            and self._apply_version(info)
+        ):
+            self.changed_keys = None  # model and firmware feed many entities
+            changed = True
         return changed
+
+    def record_reads(self) -> None:
+        """Start recording which top-level `print` keys the accessors read."""
+        self._view = _KeyRecorder(self._print)
+
+    def recorded_reads(self) -> frozenset[str]:
+        """Stop recording; the keys read since `record_reads`.
+
+        An entity that read none of `changed_keys` after a report shows what it showed before,
+        so it need not be evaluated again (the coordinator's fan-out stays small).
+        """
+        view, self._view = self._view, self._print
+        return frozenset(view.keys) if isinstance(view, _KeyRecorder) else frozenset()
 
     def _apply_status(self, status: dict[str, Any]) -> bool:
         full = type(status.get("msg")) is int and status["msg"] == 0
-        changed = _merge_obj(self._print, status, _PRINT, 0, full)
+        keys: set[str] = set()
+        changed = _merge_obj(self._print, status, _PRINT, 0, full, changed_keys=keys)
+        self.changed_keys = frozenset(keys)
         if full and not self.full_state_received:
             self.full_state_received = True
+            self.changed_keys = None
             changed = True
         return changed
 
@@ -892,13 +948,13 @@ class PrinterState:
     @property
     def gcode_state_raw(self) -> str | None:
         """The reported gcode_state, upper-cased, even if unknown (for logging it once)."""
-        value = self._print.get("gcode_state")
+        value = self._view.get("gcode_state")
         return value.strip().upper() if type(value) is str else None
 
     @property
     def stage(self) -> int | None:
         """The current stage id (`stg_cur`)."""
-        return _to_int(self._print.get("stg_cur"))
+        return _to_int(self._view.get("stg_cur"))
 
     @property
     def stage_name(self) -> str | None:
@@ -909,13 +965,13 @@ class PrinterState:
     @property
     def progress(self) -> int | None:
         """Print progress in percent."""
-        value = _to_int(self._print.get("mc_percent"))
+        value = _to_int(self._view.get("mc_percent"))
         return value if value is not None and 0 <= value <= 100 else None
 
     @property
     def remaining_minutes(self) -> int | None:
         """Estimated minutes left."""
-        value = _to_int(self._print.get("mc_remaining_time"))
+        value = _to_int(self._view.get("mc_remaining_time"))
         return value if value is not None and value >= 0 else None
 
     @property
@@ -931,17 +987,17 @@ class PrinterState:
     @property
     def job_name(self) -> str | None:
         """The job's name (`subtask_name`)."""
-        return _to_str(self._print.get("subtask_name"))
+        return _to_str(self._view.get("subtask_name"))
 
     @property
     def file_name(self) -> str | None:
         """The printed file (`gcode_file`)."""
-        return _to_str(self._print.get("gcode_file"))
+        return _to_str(self._view.get("gcode_file"))
 
     @property
     def print_error(self) -> int | None:
         """The raw print error (0 = none)."""
-        value = _to_int(self._print.get("print_error"))
+        value = _to_int(self._view.get("print_error"))
         return None if value is None else value & 0xFFFFFFFF
 
     @property
@@ -953,7 +1009,7 @@ class PrinterState:
         return f"{value >> 16:04X}_{value & 0xFFFF:04X}"
 
     def _non_negative_int(self, key: str) -> int | None:
-        value = _to_int(self._print.get(key))
+        value = _to_int(self._view.get(key))
         return value if value is not None and value >= 0 else None
 
     # --- temperatures -------------------------------------------------------------------------
@@ -962,36 +1018,36 @@ class PrinterState:
     def nozzle_temp(self) -> float | None:
         """Active nozzle temperature (°C); H2-style packed values win over the legacy field."""
         packed = self._active_nozzle_temps()
-        return packed[0] if packed else _to_float(self._print.get("nozzle_temper"))
+        return packed[0] if packed else _to_float(self._view.get("nozzle_temper"))
 
     @property
     def nozzle_target(self) -> float | None:
         """Active nozzle target (°C)."""
         packed = self._active_nozzle_temps()
-        return packed[1] if packed else _to_float(self._print.get("nozzle_target_temper"))
+        return packed[1] if packed else _to_float(self._view.get("nozzle_target_temper"))
 
     @property
     def bed_temp(self) -> float | None:
         """Bed temperature (°C)."""
-        packed = _unpack_temp(_dig(self._print, "device", "bed", "info", "temp"))
-        return packed[0] if packed else _to_float(self._print.get("bed_temper"))
+        packed = _unpack_temp(_dig(self._view.get("device"), "bed", "info", "temp"))
+        return packed[0] if packed else _to_float(self._view.get("bed_temper"))
 
     @property
     def bed_target(self) -> float | None:
         """Bed target (°C)."""
-        packed = _unpack_temp(_dig(self._print, "device", "bed", "info", "temp"))
-        return packed[1] if packed else _to_float(self._print.get("bed_target_temper"))
+        packed = _unpack_temp(_dig(self._view.get("device"), "bed", "info", "temp"))
+        return packed[1] if packed else _to_float(self._view.get("bed_target_temper"))
 
     @property
     def chamber_temp(self) -> float | None:
         """Chamber temperature as reported; junk on models without a sensor (gate on model)."""
-        packed = _unpack_temp(_dig(self._print, "device", "ctc", "info", "temp"))
-        return packed[0] if packed else _to_float(self._print.get("chamber_temper"))
+        packed = _unpack_temp(_dig(self._view.get("device"), "ctc", "info", "temp"))
+        return packed[0] if packed else _to_float(self._view.get("chamber_temper"))
 
     @property
     def chamber_target(self) -> float | None:
         """Chamber target (°C); only H2-style printers report it."""
-        packed = _unpack_temp(_dig(self._print, "device", "ctc", "info", "temp"))
+        packed = _unpack_temp(_dig(self._view.get("device"), "ctc", "info", "temp"))
         return packed[1] if packed else None
 
     def _active_nozzle_temps(self) -> tuple[float, float] | None:
@@ -1002,7 +1058,7 @@ class PrinterState:
         return None
 
     def _extruder_infos(self) -> list[dict[str, Any]]:
-        infos = _dig(self._print, "device", "extruder", "info")
+        infos = _dig(self._view.get("device"), "extruder", "info")
         return [item for item in infos if type(item) is dict] if type(infos) is list else []
 
     # --- nozzles (H2D dual nozzle) ------------------------------------------------------------
@@ -1011,7 +1067,7 @@ class PrinterState:
     def nozzles(self) -> list[Nozzle]:
         """Every nozzle the printer reports in `device.extruder.info`, ordered by id."""
         details: dict[int | None, dict[str, Any]] = {}
-        infos = _dig(self._print, "device", "nozzle", "info")
+        infos = _dig(self._view.get("device"), "nozzle", "info")
         if type(infos) is list:
             details = {_to_int(item.get("id")): item for item in infos if type(item) is dict}
         nozzles = []
@@ -1035,7 +1091,7 @@ class PrinterState:
     @property
     def is_dual_nozzle(self) -> bool:
         """Two nozzles: from `device.extruder.state` (low 4 bits = count), else the list."""
-        state = _to_int(_dig(self._print, "device", "extruder", "state"))
+        state = _to_int(_dig(self._view.get("device"), "extruder", "state"))
         if state is not None:
             return state & 0xF >= 2
         return len(self._extruder_infos()) >= 2
@@ -1043,18 +1099,18 @@ class PrinterState:
     @property
     def active_nozzle(self) -> int | None:
         """Id of the active nozzle (bits 4-7 of `device.extruder.state`): 0 right, 1 left."""
-        state = _to_int(_dig(self._print, "device", "extruder", "state"))
+        state = _to_int(_dig(self._view.get("device"), "extruder", "state"))
         return None if state is None else (state >> 4) & 0xF
 
     @property
     def nozzle_diameter(self) -> float | None:
         """Nozzle diameter (mm)."""
-        return _to_float(self._print.get("nozzle_diameter"))
+        return _to_float(self._view.get("nozzle_diameter"))
 
     @property
     def nozzle_type(self) -> str | None:
         """E.g. "stainless_steel" or "hardened_steel"."""
-        return _to_str(self._print.get("nozzle_type"))
+        return _to_str(self._view.get("nozzle_type"))
 
     # --- fans and speed -----------------------------------------------------------------------
 
@@ -1076,13 +1132,14 @@ class PrinterState:
     @property
     def heatbreak_fan_percent(self) -> int | None:
         """Heatbreak (hotend) fan (%)."""
-        return _steps_to_percent(self._print.get("heatbreak_fan_speed"))
+        return _steps_to_percent(self._view.get("heatbreak_fan_speed"))
 
     def _fan_percent(self, key: str, gear_byte: int) -> int | None:
         # The step fields exist on every model; fan_gear only on newer firmware.
-        if key in self._print:
-            return _steps_to_percent(self._print[key])
-        gear = _to_int(self._print.get("fan_gear"))
+        value = self._view.get(key, _MISSING)
+        if value is not _MISSING:
+            return _steps_to_percent(value)
+        gear = _to_int(self._view.get("fan_gear"))
         if gear is None or gear < 0:
             return None
         level = (gear >> (8 * gear_byte)) & 0xFF
@@ -1091,7 +1148,7 @@ class PrinterState:
     @property
     def speed_level(self) -> int | None:
         """Speed profile: 1 silent, 2 standard, 3 sport, 4 ludicrous (`SPEED_LEVELS`)."""
-        value = _to_int(self._print.get("spd_lvl"))
+        value = _to_int(self._view.get("spd_lvl"))
         return value if value in SPEED_LEVELS else None
 
     @property
@@ -1104,7 +1161,7 @@ class PrinterState:
     @property
     def hms(self) -> list[HmsEntry]:
         """Active HMS notifications."""
-        raw = self._print.get("hms")
+        raw = self._view.get("hms")
         if type(raw) is not list:
             return []
         return [entry for entry in map(_hms_entry, raw) if entry is not None]
@@ -1117,13 +1174,13 @@ class PrinterState:
     @property
     def signed_commands_required(self) -> bool | None:
         """Whether the firmware rejects unsigned commands (`fun` bit 0x20000000)."""
-        fun = _to_hex(self._print.get("fun"))
+        fun = _to_hex(self._view.get("fun"))
         return None if fun is None else bool(fun & SIGNED_COMMANDS_BIT)
 
     @property
     def update_available(self) -> bool | None:
         """Whether a firmware update is offered (`upgrade_state.new_version_state` == 1)."""
-        state = _to_int(_dig(self._print, "upgrade_state", "new_version_state"))
+        state = _to_int(_dig(self._view.get("upgrade_state"), "new_version_state"))
         return None if state is None else state == 1
 
     # --- hardware state -----------------------------------------------------------------------
@@ -1131,7 +1188,7 @@ class PrinterState:
     @property
     def lights(self) -> dict[str, str]:
         """Light node -> mode ("on", "off" or "flashing")."""
-        raw = self._print.get("lights_report")
+        raw = self._view.get("lights_report")
         if type(raw) is not list:
             return {}
         return {
@@ -1151,9 +1208,9 @@ class PrinterState:
         """Door state where the model reports it (X1 in `home_flag`; H2/P2S/X2D in `stat`)."""
         model = self._model
         if model in _X1_FAMILY:
-            bits = _to_int(self._print.get("home_flag"))
+            bits = _to_int(self._view.get("home_flag"))
         elif model in _STAT_DOOR_MODELS:
-            bits = _to_hex(self._print.get("stat"))
+            bits = _to_hex(self._view.get("stat"))
         else:
             return None
         return None if bits is None else bool(bits & DOOR_OPEN_BIT)
@@ -1161,16 +1218,16 @@ class PrinterState:
     @property
     def sdcard(self) -> bool | None:
         """Whether an SD card is present (`sdcard`, else `home_flag` bit 0x100)."""
-        value = self._print.get("sdcard")
+        value = self._view.get("sdcard")
         if type(value) is bool or type(value) is int:
             return bool(value)
-        flags = _to_int(self._print.get("home_flag"))
+        flags = _to_int(self._view.get("home_flag"))
         return None if flags is None else bool(flags & _SDCARD_PRESENT_BIT)
 
     @property
     def wifi_dbm(self) -> int | None:
         """Wi-Fi signal in dBm, from e.g. "-53dBm"."""
-        value = self._print.get("wifi_signal")
+        value = self._view.get("wifi_signal")
         if type(value) is str:
             value = value.strip().removesuffix("dBm").removesuffix("dbm")
         return _to_int(value)
@@ -1178,7 +1235,7 @@ class PrinterState:
     @property
     def ip_address(self) -> str | None:
         """The printer's IPv4 address from `net.info[0].ip` (a little-endian uint32)."""
-        infos = _dig(self._print, "net", "info")
+        infos = _dig(self._view.get("net"), "info")
         if type(infos) is not list or not infos:
             return None
         ip = _to_int(_dig(infos[0], "ip"))
@@ -1189,7 +1246,7 @@ class PrinterState:
     @property
     def rtsp_url(self) -> str | None:
         """The camera URL the printer reports; None while LAN live view is disabled."""
-        url = _to_str(_dig(self._print, "ipcam", "rtsp_url"))
+        url = _to_str(_dig(self._view.get("ipcam"), "rtsp_url"))
         return None if url is None or url == "disable" else url
 
     # --- AMS ----------------------------------------------------------------------------------
@@ -1197,7 +1254,7 @@ class PrinterState:
     @property
     def ams_units(self) -> list[AmsUnit]:
         """The AMS units the printer reports, ordered by id."""
-        units = _dig(self._print, "ams", "ams")
+        units = _dig(self._view.get("ams"), "ams")
         if type(units) is not list:
             return []
         parsed = [unit for unit in map(_ams_unit, units) if unit is not None]
@@ -1206,12 +1263,12 @@ class PrinterState:
     @property
     def active_tray(self) -> int | None:
         """Loaded tray (`ams.tray_now`): ams_id * 4 + slot, 254 external; None when none."""
-        value = _to_int(_dig(self._print, "ams", "tray_now"))
+        value = _to_int(_dig(self._view.get("ams"), "tray_now"))
         return None if value is None or value == 255 or value < 0 else value
 
     @property
     def external_spools(self) -> list[AmsTray]:
         """External spools: `vir_slot[]` (H2) or the single `vt_tray`."""
-        slots = self._print.get("vir_slot")
-        raw = slots if type(slots) is list else [self._print.get("vt_tray")]
+        slots = self._view.get("vir_slot")
+        raw = slots if type(slots) is list else [self._view.get("vt_tray")]
         return [tray for tray in map(_tray, raw) if tray is not None]
