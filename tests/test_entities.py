@@ -45,7 +45,7 @@ from custom_components.bambu_lan import (
     sensor,
 )
 from custom_components.bambu_lan.const import DOMAIN
-from tests.helpers import async_setup_printer
+from tests.helpers import async_setup_printer, wait_until as poll_until
 from tests.virtual_printer.models import pack_temp, spec_for, version_modules
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 
@@ -360,9 +360,15 @@ async def test_availability_follows_the_connection(
     hass: HomeAssistant, virtual_printer: PrinterFactory
 ) -> None:
     """Entities go unavailable while the printer is away; `connected` stays available (off)."""
-    _, printer = await setup_printer(hass, virtual_printer, "X1C")
+    entry, printer = await setup_printer(hass, virtual_printer, "X1C")
     assert state_of(hass, "binary_sensor.x1c_connected") == STATE_ON
     assert state_of(hass, "sensor.x1c_nozzle_temperature") == "25.0"
+    # The last report before the drop changes nothing (an ack): entities must still follow
+    # the disconnect, not skip it as "nothing I read changed".
+    stats = entry.runtime_data.session.stats
+    seen = stats.messages
+    printer.publish_raw(b'{"print": {"command": "gcode_line", "sequence_id": "1"}}')
+    await poll_until(lambda: stats.messages > seen)
 
     printer.stop_broker()
     await wait_for_state(hass, "sensor.x1c_nozzle_temperature", STATE_UNAVAILABLE)

@@ -133,17 +133,19 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_report(self, message: dict[str, Any]) -> None:
         """Merge a report; notify entities only when something changed."""
-        if not self.state.apply(message):
-            return
-        self._check_signed_commands()
-        if not self._full_report.is_set():
-            if self.state.full_state_received:
-                self._full_report.set()
-            return
-        # Entities skip their refresh when this report changed none of the keys they read;
-        # every other update (connect, disconnect, certificate) refreshes them all.
-        self.async_set_updated_data(self.state)
-        self.state.changed_keys = None
+        try:
+            if not self.state.apply(message):
+                return
+            self._check_signed_commands()
+            if not self._full_report.is_set():
+                if self.state.full_state_received:
+                    self._full_report.set()
+                return
+            # Entities skip their refresh when this report changed none of the keys they read.
+            self.async_set_updated_data(self.state)
+        finally:
+            # Every other update (connect, disconnect, certificate, daily check) refreshes all.
+            self.state.changed_keys = None
 
     @callback
     def on_connected(self, certificate: CertificateReport) -> None:
