@@ -133,6 +133,12 @@ async def test_session_without_state_request(
     reply = await session.async_command("info", "get_version")
     assert any(module.get("name") == "ota" for module in reply["module"])
     assert "pushall" not in sent_commands(printer)
+    # Without start_reconnecting() a dropped validation session stays down.
+    printer.restart_broker()
+    await wait_until(lambda: not session.connected)
+    await asyncio.sleep(0.2)
+    assert session._reconnect_task is None
+    assert recorder.failures == []
     await session.async_close()
 
 

@@ -195,7 +195,12 @@ async def announce(
     """
     marker = f"00W{next(_MARKERS):012d}"
     for packet in (*packets, notify(serial=marker, host="127.0.0.9")):
-        sender.sendto(packet, ("127.0.0.1", listener.port))
+        # Printers send from the address they announce: do the same on loopback.
+        parsed = discovery.parse_notify(packet)
+        source = parsed.host if parsed and parsed.host.startswith("127.") else "127.0.0.1"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((source, 0))
+            sock.sendto(packet, ("127.0.0.1", listener.port))
     async with asyncio.timeout(5):
         while listener.announcement(marker) is None:
             await asyncio.sleep(0.01)
@@ -409,3 +414,12 @@ async def test_announced_printer_can_be_added(
     assert result["title"] == "P1S Garage"
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
+
+
+async def test_announcement_from_another_address_is_ignored(
+    hass: HomeAssistant, listener: discovery.PrinterDiscovery, sender: socket.socket
+) -> None:
+    """A packet whose Location is not its sender is forged: no flow, nothing remembered."""
+    sender.sendto(notify(serial="00M09A350199999", host="127.0.0.5"), ("127.0.0.1", listener.port))
+    await announce(listener, sender)
+    assert listener.announcement("00M09A350199999") is None

@@ -291,7 +291,8 @@ async def test_end_time_moves_only_with_remaining_time(
     hass: HomeAssistant, virtual_printer: PrinterFactory, now: list[datetime]
 ) -> None:
     """The end time is now + remaining minutes, on a whole minute, recomputed only when the
-    printer's remaining minutes change (not on every report), and kept after the job."""
+    printer's remaining minutes change (not on every report), unknown while paused, and kept after
+    the job."""
     _, printer = await setup_printer(hass, virtual_printer, "P1S")
     end_time = "sensor.p1s_estimated_end_time"
     assert state_of(hass, end_time) == STATE_UNKNOWN  # no job seen yet
@@ -310,10 +311,17 @@ async def test_end_time_moves_only_with_remaining_time(
     printer.set_state({"mc_remaining_time": 25})
     await wait_for_state(hass, end_time, "2026-05-01T12:28:00+00:00")
 
+    # Paused: every paused minute moves the end, so there is no estimate until it resumes.
+    printer.set_state({"gcode_state": "PAUSE"})
+    await wait_for_state(hass, end_time, STATE_UNKNOWN)
+    now[0] = NOW + timedelta(minutes=10)
+    printer.set_state({"gcode_state": "RUNNING"})
+    await wait_for_state(hass, end_time, "2026-05-01T12:35:00+00:00")  # 12:10 + 25 min
+
     now[0] = NOW + timedelta(minutes=30)
     printer.set_state({"gcode_state": "FINISH", "mc_remaining_time": 0, "mc_percent": 100})
     await wait_for_state(hass, "sensor.p1s_print_status", "finish")
-    assert state_of(hass, end_time) == "2026-05-01T12:28:00+00:00"
+    assert state_of(hass, end_time) == "2026-05-01T12:35:00+00:00"
 
 
 @pytest.mark.usefixtures("trust_test_cas")

@@ -10,6 +10,7 @@ from typing import Any
 
 from custom_components.bambu_lan.client import CommandError
 from custom_components.bambu_lan.health import CertificateHealth, CertificateIssue
+from custom_components.bambu_lan.issues import plain
 from custom_components.bambu_lan.tls import TLSErrorKind
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "bambu_lan"
@@ -94,3 +95,12 @@ def test_placeholders_are_balanced() -> None:
     """A stray brace would make the frontend show the raw template."""
     for path, text in _leaves(STRINGS):
         assert text.count("{") == text.count("}"), path
+
+
+def test_certificate_text_is_shown_inert() -> None:
+    """Issuer and CN names come from whoever made the certificate: no markdown gets through."""
+    forged = "Bambu [click here](http://evil.example)\n# Trust me <b>now</b> `x` |a|"
+    shown = plain(forged)
+    assert not set("[]()<>`#|\n") & set(shown)
+    assert len(plain("x" * 500)) == 64
+    assert plain(None) == plain("") == "-"

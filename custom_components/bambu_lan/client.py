@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import itertools
 import json
 import logging
@@ -43,7 +43,9 @@ _LOGGER = logging.getLogger(__name__)
 
 USERNAME: Final = "bblp"
 KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drops the link
-CONNECT_TIMEOUT: Final = 10.0  # TCP connect + TLS handshake + CONNACK
+# TCP connect, then (separately) the wait for CONNACK; paho bounds the TLS handshake in between
+# by the keepalive.
+CONNECT_TIMEOUT: Final = 10.0
 COMMAND_TIMEOUT: Final = 10.0
 # Printers that stay connected but stop publishing exist (BambuStudio#2404): after this much
 # silence we ask the printer to resume pushing, and after SILENCE_DROP we treat the link as dead.
@@ -113,7 +115,7 @@ class SessionStats:
     dropped_messages: int = 0
     last_error: str | None = None
     last_message_monotonic: float | None = None
-    connected_since: float | None = field(default=None)
+    connected_since: float | None = None
 
 
 class PrinterSession:
@@ -159,6 +161,7 @@ class PrinterSession:
         self._last_pushall: float | None = None
         self._nudged = False
         self._closing = False
+        self._keep_connected = False
         self._last_debug_log = 0.0
         self.connected = False
         self.certificate: CertificateReport | None = None
@@ -267,8 +270,20 @@ class PrinterSession:
             self._request_pushall()
 
     def start_reconnecting(self) -> None:
-        """Keep the session connected from now on (after the first successful connect)."""
-        if self._reconnect_task is None and not self.connected and not self._closing:
+        """Keep the session connected from now on: reconnect whenever the link drops.
+
+        Not called for the config flow's validation session, which must not outlive its check.
+        """
+        self._keep_connected = True
+        self._schedule_reconnect()
+
+    def _schedule_reconnect(self) -> None:
+        if (
+            self._keep_connected
+            and self._reconnect_task is None
+            and not self.connected
+            and not self._closing
+        ):
             self._reconnect_task = self._loop.create_task(
                 self._reconnect_loop(), name=f"bambu_lan reconnect {self.host}"
             )
@@ -332,8 +347,7 @@ class PrinterSession:
         self._teardown_client()
         self._fail_pending()
         self._listener.on_disconnected(error)
-        if not self._closing:
-            self.start_reconnecting()
+        self._schedule_reconnect()
 
     # --- paho callbacks (on the loop, except socket open/register-write during connect) -------
 
@@ -348,6 +362,8 @@ class PrinterSession:
 
     def _async_on_socket_open(self, client: mqtt.Client, sock: Any, fileno: int) -> None:
         if client is not self._client:
+            # A connect that finished in the executor after we gave up on it (timeout, close).
+            sock.close()
             return
         # Register by descriptor number: by the time paho reports a close the socket object
         # already says -1, and the loop would no longer find it.

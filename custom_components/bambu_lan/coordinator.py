@@ -31,12 +31,13 @@ from .const import (
 )
 from .health import CertificateHealth, evaluate_health
 from .model import PrinterState
-from .tls import CertificateReport, PrinterTLSError
+from .tls import CertificateReport, PrinterTLSError, TLSErrorKind
 
 _LOGGER = logging.getLogger(__name__)
 
 FIRST_REPORT_TIMEOUT: Final = 20.0
 HEALTH_CHECK_INTERVAL: Final = timedelta(days=1)
+PROTOCOL_FAILURES_BEFORE_ISSUE: Final = 3
 
 type BambuConfigEntry = ConfigEntry[BambuCoordinator]
 
@@ -60,6 +61,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.state = PrinterState(self.serial)
         self._health_timer: CALLBACK_TYPE | None = None
         self._signed_commands_required: bool | None = None
+        self._protocol_failures = 0
         self.session: PrinterSession | None = None
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
@@ -176,6 +178,12 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             self.config_entry.async_start_reauth(self.hass)
             return False
         if isinstance(error, PrinterTLSError):
+            if error.kind is TLSErrorKind.PROTOCOL:
+                # A printer that is rebooting cuts handshakes short: only a repeated failure
+                # is worth a repair issue.
+                self._protocol_failures += 1
+                if self._protocol_failures < PROTOCOL_FAILURES_BEFORE_ISSUE:
+                    return True
             self._record_tls_error(error)
         return True
 
@@ -214,6 +222,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         )
 
     def _on_verified(self, certificate: CertificateReport) -> None:
+        self._protocol_failures = 0
         self.certificate = certificate
         self.tls_error = None
         self.tls_error_at = None

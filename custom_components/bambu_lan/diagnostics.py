@@ -20,6 +20,7 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.device_registry import DeviceEntry
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_ACCESS_CODE,
@@ -30,6 +31,7 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import BambuConfigEntry, BambuCoordinator
+from .health import days_left
 from .tls import CertificateInfo, PrinterTLSError
 
 # Keys whose values are redacted wherever they occur (the printer's own reports included).
@@ -100,7 +102,9 @@ def _runtime(coordinator: BambuCoordinator, recorded: str | None) -> dict[str, A
     if report is not None:
         certificate["fingerprint_matches_recorded"] = report.sha256 == recorded
         certificate["report"] = report.as_dict() | {
-            "subject_cn": _binding(report.subject_cn, serial)
+            "subject_cn": _binding(report.subject_cn, serial),
+            # The report's own count is from the handshake; the download should be current.
+            "days_left": days_left(report.not_after, dt_util.utcnow()),
         }
     state = coordinator.state
     return {

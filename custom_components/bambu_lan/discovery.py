@@ -214,7 +214,9 @@ class PrinterDiscovery(asyncio.DatagramProtocol):
     @override
     def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         announcement = parse_notify(data)
-        if announcement is None:
+        # A printer announces its own address; a packet naming another one is forged (and
+        # would make us probe an arbitrary address).
+        if announcement is None or announcement.host != addr[0]:
             return
         serial = announcement.serial
         self._remember(self._announcements, serial, announcement)

@@ -9,6 +9,7 @@ themselves when the condition clears; an unreachable printer leaves them as they
 from __future__ import annotations
 
 from datetime import datetime
+import re
 from typing import TYPE_CHECKING, Final
 
 from homeassistant.core import HomeAssistant, callback
@@ -22,7 +23,6 @@ from .health import (
     CertificateIssue,
     certificate_issue,
     days_left,
-    evaluate_health,
     is_conclusive,
 )
 from .tls import CertificateReport, PrinterTLSError
@@ -43,6 +43,21 @@ def issue_id(key: str, entry: ConfigEntry) -> str:
     return f"{key}_{entry.entry_id}"
 
 
+_MARKUP: Final = re.compile(r"[\[\]()<>*_`\\|#!~\r\n]+")
+
+
+def plain(text: str | None, limit: int = 64) -> str:
+    """Certificate text is chosen by whoever made the certificate: show it as inert text.
+
+    Repair and form texts are rendered as markdown, so a forged issuer name could otherwise
+    carry a link or formatting into the very dialog that asks the user to trust it.
+    """
+    if not text:
+        return "-"
+    cleaned = _MARKUP.sub(" ", text).strip()
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
 def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment is not None else "-"
 
@@ -53,21 +68,21 @@ def tls_placeholders(error: PrinterTLSError) -> dict[str, str]:
         "host": error.host or "-",
         "port": str(error.port or "-"),
         "serial": error.serial or "-",
-        "issuer": error.issuer or "-",
+        "issuer": plain(error.issuer),
         "fingerprint": error.fingerprint or "-",
         # Verified only when tls.py could prove the device genuine; the CN is merely claimed.
-        "presented_serial": error.presented_serial or "-",
-        "presented_cn": error.presented_cn or "-",
+        "presented_serial": plain(error.presented_serial),
+        "presented_cn": plain(error.presented_cn),
         "pinned_fingerprint": error.pinned_fingerprint or "-",
         "not_before": _when(error.not_before),
         "not_after": _when(error.not_after),
-        "error": str(error),
+        "error": plain(str(error), 300),
     }
 
 
 def _report_placeholders(report: CertificateReport, now: datetime) -> dict[str, str]:
     return {
-        "issuer": report.issuer_path,
+        "issuer": plain(report.issuer_path, 128),
         "fingerprint": report.sha256,
         "not_before": _when(report.not_before),
         "not_after": _when(report.not_after),
@@ -153,14 +168,6 @@ def async_sync_certificate_issue(
         translation_key=key,
         translation_placeholders=_placeholders(entry, report, error, recorded_fingerprint),
         data=data,
-    )
-
-
-def async_create_tls_issue(hass: HomeAssistant, entry: ConfigEntry, error: PrinterTLSError) -> None:
-    """Explain a failed certificate verification (unreachable printers are not a TLS issue)."""
-    health = evaluate_health(None, None, error, dt_util.utcnow())
-    async_sync_certificate_issue(
-        hass, entry, health, report=None, error=error, recorded_fingerprint=None
     )
 
 

@@ -31,7 +31,7 @@ from homeassistant.util.dt import utcnow  # imported by name: tests pin this mod
 from .certificate import certificate_entities
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
-from .entity import BambuEntity
+from .entity import BambuEntity, device_info
 from .model import SPEED_LEVELS, STAGE_NAMES, Nozzle, PrinterState, has_chamber_sensor
 
 _LOGGER = logging.getLogger(__name__)
@@ -277,27 +277,37 @@ async def async_setup_entry(
 
 
 def _device_updater(hass: HomeAssistant, coordinator: BambuCoordinator) -> Callable[[], None]:
-    """A listener that rewrites the device's versions after a firmware update.
+    """A listener that rewrites the device's model and versions when get_version changes them.
 
-    It runs on every state change, so it compares one string and touches the registry only
-    when the firmware differs from what it last wrote.
+    It runs on every state change, so it compares a few values and touches the registry only
+    when they differ from what it last wrote (firmware updates, a late get_version reply).
     """
     registry = dr.async_get(hass)
-    written = coordinator.state.firmware
+
+    def shown() -> tuple[str | None, ...]:
+        state = coordinator.state
+        return (state.firmware, state.hardware, state.product_name, state.model)
+
+    written = shown()
 
     @callback
     def update_device() -> None:
         nonlocal written
-        state = coordinator.state
-        if state.firmware is None or state.firmware == written:
+        current = shown()
+        if current == written or current[0] is None:
             return
-        written = state.firmware
+        written = current
         device = registry.async_get_device_by_identifier(
             (DOMAIN, coordinator.serial), coordinator.config_entry.entry_id
         )
         if device is not None:
+            info = device_info(coordinator)
             registry.async_update_device(
-                device.id, sw_version=state.firmware, hw_version=state.hardware
+                device.id,
+                sw_version=info.get("sw_version"),
+                hw_version=info.get("hw_version"),
+                model=info.get("model"),
+                model_id=info.get("model_id"),
             )
 
     return update_device
@@ -347,7 +357,7 @@ class BambuEndTimeSensor(BambuEntity, SensorEntity):
 
     Recomputing it on every report would move the timestamp by seconds all the time; computing it
     only when the printer's minute count changes (on a whole minute) keeps it steady. After the
-    job the last estimate stays; before any job was seen it is unknown.
+    job the last estimate stays; while paused, and before any job was seen, it is unknown.
     """
 
     _remaining: int | None = None
@@ -357,7 +367,11 @@ class BambuEndTimeSensor(BambuEntity, SensorEntity):
     def _refresh(self) -> tuple[Any, ...]:
         state = self.coordinator.state
         remaining = state.remaining_minutes
-        if state.gcode_state in ACTIVE_JOB_STATES and remaining is not None:
+        if state.gcode_state == "PAUSE":
+            # The end moves later by every paused minute: no estimate until the job resumes.
+            self._remaining = None
+            self._attr_native_value = None
+        elif state.gcode_state in ACTIVE_JOB_STATES and remaining is not None:
             if remaining != self._remaining:
                 self._remaining = remaining
                 now = utcnow() + timedelta(seconds=30)  # round to the nearest minute

@@ -29,7 +29,7 @@ from pathlib import Path
 import re
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any, Self, override
+from typing import TYPE_CHECKING, Any, Self, cast, override
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -937,7 +937,11 @@ def probe_printer(
 
     Raises `PrinterTLSError` for every failure.
     """
-    context = create_printer_context(serial, pinned_cert=pinned_cert)
+    return _probe(create_printer_context(serial, pinned_cert=pinned_cert), host, port, timeout)
+
+
+def _probe(context: ssl.SSLContext, host: str, port: int, timeout: float) -> CertificateReport:
+    serial = cast(_PrinterContext, context).serial
     try:
         return _handshake(context, host, port, timeout)
     except PrinterTLSError as err:
@@ -957,8 +961,7 @@ async def async_probe_printer(
     *,
     pinned_cert: str | None = None,
 ) -> CertificateReport:
-    """`probe_printer` in the executor."""
+    """`probe_printer` in the executor, with the cached context."""
+    context = await async_create_printer_context(serial, pinned_cert=pinned_cert)
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(
-        None, partial(probe_printer, host, port, serial, timeout, pinned_cert=pinned_cert)
-    )
+    return await loop.run_in_executor(None, _probe, context, host, port, timeout)
