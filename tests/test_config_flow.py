@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -12,6 +13,7 @@ import ssl
 from typing import Any
 from unittest.mock import patch
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import NameOID
 from homeassistant.config_entries import (
     SOURCE_INTEGRATION_DISCOVERY,
@@ -24,7 +26,8 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.bambu_lan import client, config_flow, discovery
+from custom_components.bambu_lan import client, config_flow, discovery, issues
+from custom_components.bambu_lan.config_flow import PinnableCertificate
 from custom_components.bambu_lan.const import (
     CONF_ACCESS_CODE,
     CONF_CERT_FINGERPRINT,
@@ -33,9 +36,12 @@ from custom_components.bambu_lan.const import (
     CONF_SERIAL,
     DOMAIN,
 )
+from custom_components.bambu_lan.issues import display_text
+from custom_components.bambu_lan.tls import PrinterTLSError, TLSErrorKind
 from tests.virtual_printer.pki import TestCAs, issue_server
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 
+TRUST = config_flow.CONF_TRUST_CERTIFICATE
 TRANSLATIONS = json.loads(
     (Path(__file__).parents[1] / "custom_components/bambu_lan/translations/en.json").read_text()
 )
@@ -358,6 +364,8 @@ async def test_user_tls_errors(
             assert placeholders["not_after"] < placeholders["now"]
         case "not_yet_valid":
             assert placeholders["not_before"] > placeholders["now"]
+    # The pin is offered exactly for untrusted leaves that name the serial.
+    assert (TRUST in form_fields(result)) is (profile in {"self_signed", "unknown_ca"})
     assert hostile.access_code not in caplog.text
 
 
@@ -379,6 +387,7 @@ async def test_serial_mismatch_named_only_when_verified(
     assert result["errors"] == {"base": "untrusted_certificate"}
     assert "presented_serial" not in result["description_placeholders"]
     assert result["description_placeholders"]["fingerprint"] == printer.fingerprint
+    assert TRUST not in form_fields(result)  # its CN is not the serial: pinning could not work
 
 
 async def test_unconfirmed_other_serial_is_not_named(
@@ -805,6 +814,249 @@ async def test_user_flow_finishes_while_discovery_flow_open(
     assert hass.config_entries.flow.async_progress_by_handler(DOMAIN) == []
 
 
+# --- pinning the certificate of a new printer ----------------------------------------------------
+
+
+def leaf_pem(printer: VirtualPrinter) -> str:
+    """The PEM of the certificate the printer presents now."""
+    return printer.identity.leaf.pem.decode()
+
+
+async def offer_pin(hass: HomeAssistant, printer: VirtualPrinter) -> ConfigFlowResult:
+    """Add a printer whose issuer is not bundled: the user form offers to review its leaf."""
+    result = await submit_user(hass, user_input(printer))
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert form_fields(result) == [CONF_HOST, CONF_SERIAL, CONF_ACCESS_CODE, TRUST]
+    return result
+
+
+async def review_pin(
+    hass: HomeAssistant, printer: VirtualPrinter, flow_id: str, **typed: str
+) -> ConfigFlowResult:
+    """Tick the trust field: the pin step shows the certificate on offer."""
+    data = user_input(printer) if typed.get("step") != "discovery" else {}
+    data |= {CONF_ACCESS_CODE: printer.access_code, TRUST: True}
+    result = await hass.config_entries.flow.async_configure(flow_id, data)
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "pin_certificate"
+    assert form_fields(result) == []
+    return result
+
+
+# The test PKI's organisation, after the CN in the pin step's names.
+TEST_ORG = ", O=BBL Technologies Co. Ltd test, C=CN"
+
+
+@pytest.mark.parametrize(
+    ("profile", "issuer"), [("unknown_ca", "CN=Untrusted Test CA"), ("self_signed", None)]
+)
+async def test_user_pins_certificate_of_unknown_issuer(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    profile: str,
+    issuer: str | None,
+) -> None:
+    """The user reviews and confirms the one certificate; the entry connects with that pin."""
+    caplog.set_level(logging.DEBUG)
+    pinned = virtual_printer("P1S", profile)
+    monkeypatch.setattr(config_flow, "MQTT_PORT", pinned.port)
+
+    result = await offer_pin(hass, pinned)
+    trust = next(key for key in result["data_schema"].schema if key.schema == TRUST)
+    assert trust.default() is False  # never trusted by default
+    assert suggested(result) == user_input(pinned)
+    step = TRANSLATIONS["config"]["step"]["user"]
+    assert TRUST in step["data"]
+    help_text = step["data_description"][TRUST].format(**result["description_placeholders"])
+    assert pinned.fingerprint in help_text
+
+    result = await review_pin(hass, pinned, result["flow_id"])
+    placeholders = result["description_placeholders"]
+    assert placeholders == {
+        CONF_HOST: pinned.host,
+        CONF_SERIAL: pinned.serial,
+        "subject": f"CN={pinned.serial}{TEST_ORG}",
+        "issuer": f"{issuer or f'CN={pinned.serial}'}{TEST_ORG}",
+        "not_before": placeholders["not_before"],
+        "not_after": placeholders["not_after"],
+        "key": "RSA 2048",
+        "fingerprint": pinned.fingerprint,
+    }
+    assert placeholders["not_before"] < placeholders["not_after"]
+    text = TRANSLATIONS["config"]["step"]["pin_certificate"]["description"].format(**placeholders)
+    assert "exactly this certificate" in text
+    assert "trust your network" in text
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    entry = result["result"]
+    assert entry.options == {CONF_PINNED_CERT: leaf_pem(pinned)}
+    assert entry.data[CONF_CERT_FINGERPRINT] == pinned.fingerprint
+    assert entry.data[CONF_SERIAL] == pinned.serial
+    assert TRUST not in entry.data
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED  # the entry's own session trusts the pin
+    assert entry.runtime_data.certificate.sha256 == pinned.fingerprint
+    assert pinned.access_code not in caplog.text
+
+
+async def test_pin_refused_when_printer_presents_another_certificate(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_entry_setup: None,
+) -> None:
+    """Confirming trusts only the certificate that was shown: another one is a new offer."""
+    pinned = virtual_printer("P1S", "unknown_ca")
+    monkeypatch.setattr(config_flow, "MQTT_PORT", pinned.port)
+    result = await offer_pin(hass, pinned)
+    result = await review_pin(hass, pinned, result["flow_id"])
+    shown = result["description_placeholders"]["fingerprint"]
+    new_fingerprint = await hass.async_add_executor_job(pinned.reissue_cert)
+    assert new_fingerprint != shown
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert result["description_placeholders"]["fingerprint"] == new_fingerprint
+    assert suggested(result) == user_input(pinned)
+    assert hass.config_entries.async_entries(DOMAIN) == []
+
+    result = await review_pin(hass, pinned, result["flow_id"])
+    assert result["description_placeholders"]["fingerprint"] == new_fingerprint
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["options"] == {CONF_PINNED_CERT: leaf_pem(pinned)}
+    assert result["data"][CONF_CERT_FINGERPRINT] == new_fingerprint
+
+
+async def test_trust_holds_only_for_the_offered_printer(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_entry_setup: None,
+) -> None:
+    """Ticking trust with another serial validates that serial; its CN does not match: no pin."""
+    pinned = virtual_printer("P1S", "self_signed")
+    monkeypatch.setattr(config_flow, "MQTT_PORT", pinned.port)
+    result = await offer_pin(hass, pinned)
+    other = pinned.serial[:-1] + ("2" if pinned.serial[-1] != "2" else "3")
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {**user_input(pinned, serial=other), TRUST: True}
+    )
+
+    assert result["step_id"] == "user"
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert result["description_placeholders"][CONF_SERIAL] == other
+    assert TRUST not in form_fields(result)
+
+
+async def test_discovered_printer_pins_certificate(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    no_entry_setup: None,
+) -> None:
+    """The confirm step of a discovered printer offers the pin too, and shows its failures."""
+    pinned = virtual_printer("P1S", "unknown_ca")
+    monkeypatch.setattr(config_flow, "MQTT_PORT", pinned.port)
+    result = await start_discovery_flow(hass, discovery_data(pinned, model="P1S"))
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_ACCESS_CODE: pinned.access_code}
+    )
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert form_fields(result) == [CONF_ACCESS_CODE, TRUST]
+    step = TRANSLATIONS["config"]["step"]["discovery_confirm"]
+    assert pinned.fingerprint in step["data_description"][TRUST].format(
+        **result["description_placeholders"]
+    )
+
+    result = await review_pin(hass, pinned, result["flow_id"], step="discovery")
+    new_fingerprint = await hass.async_add_executor_job(pinned.reissue_cert)
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+    assert result["step_id"] == "discovery_confirm"
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert result["description_placeholders"]["name"] == "Workshop"
+    assert result["description_placeholders"]["fingerprint"] == new_fingerprint
+    assert suggested(result) == {CONF_ACCESS_CODE: pinned.access_code}
+    assert TRUST in form_fields(result)
+
+    result = await review_pin(hass, pinned, result["flow_id"], step="discovery")
+    assert result["description_placeholders"]["fingerprint"] == new_fingerprint
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"].endswith(" Workshop")
+    assert result["options"] == {CONF_PINNED_CERT: leaf_pem(pinned)}
+    assert result["data"][CONF_CERT_FINGERPRINT] == new_fingerprint
+
+
+def test_pin_offered_only_for_the_certificate_described(test_cas: TestCAs) -> None:
+    """The PEM on offer must parse and be the very certificate the error names."""
+    leaf = issue_server("self_signed", "01P00A000000001", test_cas).leaf.cert
+    pem = leaf.public_bytes(serialization.Encoding.PEM).decode()
+    fingerprint = hashlib.sha256(leaf.public_bytes(serialization.Encoding.DER)).hexdigest()
+
+    def error(**details: Any) -> PrinterTLSError:
+        return PrinterTLSError(TLSErrorKind.UNTRUSTED_ISSUER, **details)
+
+    assert PinnableCertificate.from_error(error(fingerprint=fingerprint)) is None
+    assert PinnableCertificate.from_error(error(leaf_pem="junk", fingerprint=fingerprint)) is None
+    assert PinnableCertificate.from_error(error(leaf_pem=pem, fingerprint="0" * 64)) is None
+    offered = PinnableCertificate.from_error(error(leaf_pem=pem, fingerprint=fingerprint))
+    assert offered is not None
+    assert offered.pem == pem
+    assert offered.info.sha256 == fingerprint
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("CN=Untrusted Test CA,O=Example", "CN=Untrusted Test CA,O=Example"),
+        ("[click me](https://evil.example/x)", "click mehttps://evil.example/x"),
+        ("<img src=x onerror=alert(1)>", "img src=x onerror=alert1"),
+        ("**bold** _it_ `code` # h | t \\ !", "bold it code h t"),
+        ("line 1\nline 2\r\n\tline 3\u2028end\x00", "line 1 line 2 line 3 end"),
+        ("A" * 64, "A" * 64),
+        ("B" * 65, "B" * 63 + "…"),
+        ("  \n*_  ", ""),
+    ],
+)
+def test_display_text(raw: str, shown: str) -> None:
+    """Untrusted names lose markup and line breaks and are capped at 64 characters."""
+    assert display_text(raw) == shown
+    assert len(display_text(raw)) <= issues.DISPLAY_LIMIT
+
+
+async def test_discovered_names_are_plain_text(hass: HomeAssistant) -> None:
+    """Anyone can announce any name: the confirm step shows it without markup."""
+    announced = {
+        **OFFLINE_DISCOVERY,
+        "model": "X1 <b>Carbon</b>",
+        "name": "[Shop](https://evil.example)\n# Big",
+    }
+
+    result = await start_discovery_flow(hass, announced)
+
+    placeholders = result["description_placeholders"]
+    assert placeholders["model"] == "X1 bCarbon/b"
+    assert placeholders["name"] == "Shophttps://evil.example Big"
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert flows[0]["context"]["title_placeholders"]["name"] == (
+        "X1 bCarbon/b Shophttps://evil.example Big"
+    )
+
+
 # --- reauthentication ----------------------------------------------------------------------------
 
 
@@ -869,10 +1121,10 @@ async def test_reauth_reports_other_printer(
     assert error_message(result)
 
 
-async def test_reauth_records_the_new_certificate(
+async def test_reauth_keeps_the_recorded_certificate(
     hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
 ) -> None:
-    """Reauth proves the printer again: its current leaf becomes the expected one."""
+    """A new certificate that verifies is left to the certificate-changed repair."""
     entry = printer_entry(printer)
     entry.add_to_hass(hass)
     old_fingerprint = printer.fingerprint
@@ -885,7 +1137,8 @@ async def test_reauth_records_the_new_certificate(
     )
 
     assert result["reason"] == "reauth_successful"
-    assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert entry.data[CONF_ACCESS_CODE] == printer.access_code
+    assert entry.data[CONF_CERT_FINGERPRINT] == old_fingerprint
 
 
 # --- reconfiguration -----------------------------------------------------------------------------
@@ -998,14 +1251,15 @@ async def test_reconfigure_unreachable(
     assert f"127.0.0.1:{closed_port}" in error_message(result)
 
 
-async def test_reconfigure_records_the_new_certificate(
+async def test_reconfigure_keeps_the_recorded_certificate(
     hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
 ) -> None:
-    """Reconfiguring proves the printer again: its current leaf becomes the expected one."""
+    """A new certificate that verifies is left to the certificate-changed repair."""
     entry = printer_entry(printer)
     entry.add_to_hass(hass)
+    old_fingerprint = entry.data[CONF_CERT_FINGERPRINT]
     new_fingerprint = await hass.async_add_executor_job(printer.reissue_cert)
-    assert entry.data[CONF_CERT_FINGERPRINT] != new_fingerprint
+    assert old_fingerprint != new_fingerprint
 
     result = await entry.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
@@ -1013,14 +1267,15 @@ async def test_reconfigure_records_the_new_certificate(
     )
 
     assert result["reason"] == "reconfigure_successful"
-    assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert entry.data[CONF_CERT_FINGERPRINT] == old_fingerprint
     assert entry.options == {}
 
 
 async def test_reconfigure_removes_pin_once_bundled_cas_verify(
     hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
 ) -> None:
-    """A pinned printer whose chain the bundled CAs now cover can drop its pin."""
+    """A pinned printer whose chain the bundled CAs now cover can drop its pin; the leaf that
+    verified becomes the expected one (the user changed the trust decision)."""
     stale_pin = printer.identity.leaf.pem.decode()
     new_fingerprint = await hass.async_add_executor_job(printer.reissue_cert)
     entry = printer_entry(printer, options={CONF_PINNED_CERT: stale_pin})
@@ -1077,4 +1332,4 @@ async def test_pin_stays_while_bundled_cas_do_not_verify(
 
     assert result["reason"] == "reconfigure_successful"
     assert entry.options == {CONF_PINNED_CERT: pin}
-    assert entry.data[CONF_CERT_FINGERPRINT] == pinned.fingerprint
+    assert entry.data[CONF_CERT_FINGERPRINT] == "0" * 64  # only removing the pin records one

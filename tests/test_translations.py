@@ -10,7 +10,7 @@ from typing import Any
 
 from custom_components.bambu_lan.client import CommandError
 from custom_components.bambu_lan.health import CertificateHealth, CertificateIssue
-from custom_components.bambu_lan.issues import plain
+from custom_components.bambu_lan.issues import display_text
 from custom_components.bambu_lan.tls import TLSErrorKind
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "bambu_lan"
@@ -100,7 +100,7 @@ def test_placeholders_are_balanced() -> None:
 def test_certificate_text_is_shown_inert() -> None:
     """Issuer and CN names come from whoever made the certificate: no markdown gets through."""
     forged = "Bambu [click here](http://evil.example)\n# Trust me <b>now</b> `x` |a|"
-    shown = plain(forged)
+    shown = display_text(forged)
     assert not set("[]()<>`#|\n") & set(shown)
-    assert len(plain("x" * 500)) == 64
-    assert plain(None) == plain("") == "-"
+    assert len(display_text("x" * 500)) == 64
+    assert display_text(None) == display_text("") == ""

@@ -4,18 +4,24 @@ Nothing is stored before it is proven: every step opens a verified TLS connectio
 serial, logs in with the access code, asks the printer for its version and checks that the
 printer's own serial is the one entered. That validation connection is closed before the entry's
 own connection opens, because printers accept only a few clients at a time.
+
+A new printer whose certificate names its serial but was issued by a CA we do not ship can be
+added only through an explicit, narrow trust decision: the form then offers to review that one
+certificate, and confirming pins exactly it (by its PEM, still bound to the serial).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 import ipaddress
 import logging
 import re
-from typing import Any, Final, override
+from typing import Any, Final, Self, override
 
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
 from homeassistant.const import CONF_PORT
 from homeassistant.helpers.selector import (
@@ -38,8 +44,15 @@ from .const import (
     DOMAIN,
 )
 from .discovery import CONF_MODEL, CONF_NAME, SERIAL_RE, async_get_announcement, model_label
+from .issues import display_text
 from .model import PrinterState
-from .tls import CertificateReport, PrinterTLSError, TLSErrorKind, async_probe_printer
+from .tls import (
+    CertificateInfo,
+    CertificateReport,
+    PrinterTLSError,
+    TLSErrorKind,
+    async_probe_printer,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,6 +66,11 @@ ACCESS_CODE_RE: Final = re.compile(r"[0-9A-Za-z]{8}")
 
 # Reconfigure field, shown only while a certificate is pinned: go back to the bundled CAs.
 CONF_REMOVE_PIN: Final = "remove_pin"
+# Add-printer field, shown only after an untrusted certificate for the serial: review it.
+CONF_TRUST_CERTIFICATE: Final = "trust_certificate"
+
+# Text from the network (certificate names, announcements) shown in descriptions, which the
+# frontend renders as markdown: no markup characters, one line, short.
 
 _PASSWORD: Final = TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))
 
@@ -74,6 +92,7 @@ RECONFIGURE_SCHEMA: Final = probatio.Schema(
 RECONFIGURE_PINNED_SCHEMA: Final = RECONFIGURE_SCHEMA.extend(
     {probatio.Optional(CONF_REMOVE_PIN, default=False): BooleanSelector()}
 )
+_TRUST_FIELD: Final = {probatio.Optional(CONF_TRUST_CERTIFICATE, default=False): BooleanSelector()}
 
 
 class FlowError(Exception):
@@ -84,6 +103,54 @@ class FlowError(Exception):
         super().__init__(key)
         self.key = key
         self.placeholders = placeholders
+        # The presented certificate, when the user may choose to pin it.
+        self.pinnable: PinnableCertificate | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PinnableCertificate:
+    """An untrusted leaf whose CN is the serial: exactly what the user may pin."""
+
+    pem: str
+    cert: x509.Certificate
+    info: CertificateInfo
+
+    @classmethod
+    def from_error(cls, err: PrinterTLSError) -> Self | None:
+        """The leaf the error describes, if tls.py offers it (and it is the one described)."""
+        if err.leaf_pem is None:
+            return None
+        try:
+            cert = x509.load_pem_x509_certificate(err.leaf_pem.encode())
+        except ValueError:
+            return None
+        info = CertificateInfo.from_cert(cert)
+        return cls(err.leaf_pem, cert, info) if info.sha256 == err.fingerprint else None
+
+
+@dataclass(frozen=True, slots=True)
+class PinOffer:
+    """What confirming the pin step validates: this certificate, for this printer."""
+
+    host: str
+    serial: str
+    access_code: str
+    certificate: PinnableCertificate
+    origin: str  # the step that offered it, and that shows a failure
+
+    def placeholders(self) -> dict[str, str]:
+        """The facts the user decides on; names from the certificate are untrusted text."""
+        info = self.certificate.info
+        return {
+            "host": self.host,
+            "serial": self.serial,
+            "subject": display_text(_name_text(self.certificate.cert.subject)),
+            "issuer": display_text(_name_text(self.certificate.cert.issuer)),
+            "not_before": _when(info.not_before),
+            "not_after": _when(info.not_after),
+            "key": f"{info.key_type} {info.key_size}",
+            "fingerprint": info.sha256,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +179,12 @@ class _Quiet:
         return False
 
 
+def _name_text(name: x509.Name) -> str:
+    """A distinguished name with its CN first, so that the display cap keeps the CN."""
+    attributes = sorted(name, key=lambda attribute: attribute.oid != NameOID.COMMON_NAME)
+    return ", ".join(attribute.rfc4514_string() for attribute in attributes)
+
+
 def _when(moment: datetime | None) -> str:
     return "unknown" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
@@ -136,16 +209,20 @@ async def _async_tls_error(
             err = probed
     match err.kind:
         case TLSErrorKind.SERIAL_MISMATCH if err.presented_serial is not None:
-            return FlowError("serial_mismatch", presented_serial=err.presented_serial, **where)
+            return FlowError(
+                "serial_mismatch", presented_serial=display_text(err.presented_serial), **where
+            )
         case TLSErrorKind.SERIAL_MISMATCH:
             return FlowError("wrong_device", **where)
         case TLSErrorKind.UNTRUSTED_ISSUER:
-            return FlowError(
+            untrusted = FlowError(
                 "untrusted_certificate",
-                issuer=err.issuer or "unknown",
+                issuer=display_text(err.issuer or "unknown"),
                 fingerprint=err.fingerprint or "unknown",
                 **where,
             )
+            untrusted.pinnable = PinnableCertificate.from_error(err)
+            return untrusted
         case TLSErrorKind.EXPIRED | TLSErrorKind.NOT_YET_VALID:
             return FlowError(
                 f"certificate_{err.kind}",
@@ -206,7 +283,7 @@ async def async_validate_printer(
     # The certificate already binds the serial; the firmware's own word must not contradict it.
     # (Firmware that does not report it is not turned away: the handshake proved the serial.)
     if reported and reported != serial:
-        raise FlowError("serial_mismatch", presented_serial=reported, **where)
+        raise FlowError("serial_mismatch", presented_serial=display_text(reported), **where)
     model = state.model  # from get_version, else the serial's prefix
     return PrinterIdentity(
         serial=serial,
@@ -221,8 +298,10 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
 
     def __init__(self) -> None:
-        """Start with nothing discovered."""
+        """Start with nothing discovered and no certificate on offer."""
         self._discovered: dict[str, str] = {}
+        # Set while the form on screen offers to pin the certificate the last attempt saw.
+        self._offer: PinOffer | None = None
 
     # --- adding a printer ------------------------------------------------------------------------
 
@@ -231,6 +310,7 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         """Host, serial and access code typed in by the user."""
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
+        offer, self._offer = self._offer, None
         if user_input is not None:
             host = user_input[CONF_HOST].strip()
             serial = user_input[CONF_SERIAL].strip().upper()
@@ -244,19 +324,43 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                 # A discovered flow for the same printer may be open: the user may finish here.
                 await self.async_set_unique_id(serial, raise_on_progress=False)
                 self._abort_if_unique_id_configured()
+                # The offer holds only for the printer it was made for.
+                if (
+                    user_input.get(CONF_TRUST_CERTIFICATE)
+                    and offer is not None
+                    and (offer.host, offer.serial) == (host, serial)
+                ):
+                    self._offer = replace(offer, access_code=access_code)
+                    return await self.async_step_pin_certificate()
                 try:
                     return await self._async_create_printer(host, serial, access_code)
                 except FlowError as err:
                     errors["base"] = err.key
                     placeholders = err.placeholders
+                    self._offer = _offer(err, host, serial, access_code, "user")
+        return self._async_show_user_form(user_input, errors, placeholders)
+
+    def _async_show_user_form(
+        self,
+        user_input: dict[str, Any] | None,
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> ConfigFlowResult:
+        schema = USER_SCHEMA.extend(_TRUST_FIELD) if self._offer else USER_SCHEMA
         return self.async_show_form(
             step_id="user",
             data_schema=self.add_suggested_values_to_schema(
-                USER_SCHEMA, _keep_typed(user_input, errors)
+                schema, _keep_typed(user_input, errors)
             ),
             errors=errors,
-            description_placeholders=placeholders,
+            description_placeholders=self._with_offer(placeholders),
         )
+
+    def _with_offer(self, placeholders: dict[str, str]) -> dict[str, str]:
+        """The offered certificate's fingerprint, for the trust field's description."""
+        if self._offer is None:
+            return placeholders
+        return placeholders | {"fingerprint": self._offer.certificate.info.sha256}
 
     @override
     async def async_step_integration_discovery(
@@ -269,11 +373,12 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         if entry is not None:
             await self._async_follow_address(entry, host)
             self._abort_if_unique_id_configured()
+        # Anyone on the network can announce any name: shown only as plain text.
         self._discovered = {
             CONF_HOST: host,
             CONF_SERIAL: serial,
-            CONF_MODEL: discovery_info.get(CONF_MODEL) or "Bambu Lab",
-            CONF_NAME: discovery_info.get(CONF_NAME) or serial,
+            CONF_MODEL: display_text(discovery_info.get(CONF_MODEL) or "") or "Bambu Lab",
+            CONF_NAME: display_text(discovery_info.get(CONF_NAME) or "") or serial,
         }
         self.context["title_placeholders"] = {
             "name": f"{self._discovered[CONF_MODEL]} {self._discovered[CONF_NAME]}",
@@ -308,32 +413,80 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         """Confirm a discovered printer: only its access code is needed."""
         errors: dict[str, str] = {}
         placeholders: dict[str, str] = {}
+        offer, self._offer = self._offer, None
         if user_input is not None:
             access_code = user_input[CONF_ACCESS_CODE].strip()
+            host, serial = self._discovered[CONF_HOST], self._discovered[CONF_SERIAL]
             if not ACCESS_CODE_RE.fullmatch(access_code):
                 errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
+            elif user_input.get(CONF_TRUST_CERTIFICATE) and offer is not None:
+                self._offer = replace(offer, access_code=access_code)
+                return await self.async_step_pin_certificate()
             else:
                 try:
-                    return await self._async_create_printer(
-                        self._discovered[CONF_HOST], self._discovered[CONF_SERIAL], access_code
-                    )
+                    return await self._async_create_printer(host, serial, access_code)
                 except FlowError as err:
                     errors["base"] = err.key
                     placeholders = err.placeholders
+                    self._offer = _offer(err, host, serial, access_code, "discovery_confirm")
+        return self._async_show_discovery_form(user_input, errors, placeholders)
+
+    def _async_show_discovery_form(
+        self,
+        user_input: dict[str, Any] | None,
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> ConfigFlowResult:
+        schema = ACCESS_CODE_SCHEMA.extend(_TRUST_FIELD) if self._offer else ACCESS_CODE_SCHEMA
         return self.async_show_form(
             step_id="discovery_confirm",
             data_schema=self.add_suggested_values_to_schema(
-                ACCESS_CODE_SCHEMA, _keep_typed(user_input, errors)
+                schema, _keep_typed(user_input, errors)
             ),
             errors=errors,
-            description_placeholders={**self._discovered, **placeholders},
+            description_placeholders=self._with_offer({**self._discovered, **placeholders}),
         )
 
+    async def async_step_pin_certificate(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the one certificate on offer; on confirmation add the printer with it pinned.
+
+        The validation connection trusts exactly this certificate (tls.py still requires its
+        CN to be the serial), so a printer presenting any other one is refused before the
+        access code is sent; the form it came from then explains the new failure.
+        """
+        offer = self._offer
+        assert offer is not None  # reachable only from a form that made an offer
+        if user_input is None:
+            return self.async_show_form(
+                step_id="pin_certificate",
+                data_schema=probatio.Schema({}),
+                description_placeholders=offer.placeholders(),
+            )
+        self._offer = None
+        try:
+            return await self._async_create_printer(
+                offer.host, offer.serial, offer.access_code, offer.certificate.pem
+            )
+        except FlowError as err:
+            self._offer = _offer(err, offer.host, offer.serial, offer.access_code, offer.origin)
+            errors = {"base": err.key}
+            if offer.origin == "user":
+                typed = {
+                    CONF_HOST: offer.host,
+                    CONF_SERIAL: offer.serial,
+                    CONF_ACCESS_CODE: offer.access_code,
+                }
+                return self._async_show_user_form(typed, errors, err.placeholders)
+            typed = {CONF_ACCESS_CODE: offer.access_code}
+            return self._async_show_discovery_form(typed, errors, err.placeholders)
+
     async def _async_create_printer(
-        self, host: str, serial: str, access_code: str
+        self, host: str, serial: str, access_code: str, pinned_cert: str | None = None
     ) -> ConfigFlowResult:
         """Validate, then create the entry (raises FlowError)."""
-        identity = await async_validate_printer(host, MQTT_PORT, serial, access_code)
+        identity = await async_validate_printer(host, MQTT_PORT, serial, access_code, pinned_cert)
         # Another flow may have added the printer while this one was connecting.
         self._abort_if_unique_id_configured()
         name = self._discovered.get(CONF_NAME)
@@ -347,7 +500,11 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         }
         if MQTT_PORT != const.MQTT_PORT:
             data[CONF_PORT] = MQTT_PORT
-        return self.async_create_entry(title=f"{identity.model} {name or serial}", data=data)
+        return self.async_create_entry(
+            title=f"{identity.model} {name or serial}",
+            data=data,
+            options={CONF_PINNED_CERT: pinned_cert} if pinned_cert else None,
+        )
 
     # --- existing printers -----------------------------------------------------------------------
 
@@ -368,20 +525,15 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
             else:
                 try:
-                    identity = await _async_validate_entry(
-                        entry, entry.data[CONF_HOST], access_code
-                    )
+                    await _async_validate_entry(entry, entry.data[CONF_HOST], access_code)
                 except FlowError as err:
                     errors["base"] = err.key
                     placeholders |= err.placeholders
                 else:
-                    # The printer was just proven again: its current leaf is the expected one.
+                    # The recorded fingerprint stays: a changed certificate that still verifies
+                    # is reported by the certificate-changed repair, not accepted in passing.
                     return self.async_update_reload_and_abort(
-                        entry,
-                        data_updates={
-                            CONF_ACCESS_CODE: access_code,
-                            CONF_CERT_FINGERPRINT: identity.certificate.sha256,
-                        },
+                        entry, data_updates={CONF_ACCESS_CODE: access_code}
                     )
         return self.async_show_form(
             step_id="reauth_confirm",
@@ -423,13 +575,15 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                     errors["base"] = err.key
                     placeholders |= err.placeholders
                 else:
+                    updates = {CONF_HOST: host, CONF_ACCESS_CODE: access_code}
+                    if remove_pin:
+                        # The user changed the trust decision: the leaf that just verified
+                        # against the bundled CAs becomes the expected one. Otherwise the
+                        # recorded fingerprint stays (see reauth).
+                        updates[CONF_CERT_FINGERPRINT] = identity.certificate.sha256
                     return self.async_update_reload_and_abort(
                         entry,
-                        data_updates={
-                            CONF_HOST: host,
-                            CONF_ACCESS_CODE: access_code,
-                            CONF_CERT_FINGERPRINT: identity.certificate.sha256,
-                        },
+                        data_updates=updates,
                         options=_without_pin(entry.options) if remove_pin else entry.options,
                     )
         suggested = _keep_typed(user_input, errors) or {CONF_HOST: entry.data[CONF_HOST]}
@@ -463,10 +617,25 @@ def _without_pin(options: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key != CONF_PINNED_CERT}
 
 
+def _offer(
+    err: FlowError, host: str, serial: str, access_code: str, origin: str
+) -> PinOffer | None:
+    """The pin to offer after a failed attempt, if its certificate may be pinned."""
+    if err.pinnable is None:
+        return None
+    return PinOffer(host, serial, access_code, err.pinnable, origin)
+
+
 def _keep_typed(
     user_input: dict[str, Any] | None, errors: Mapping[str, str]
 ) -> dict[str, Any] | None:
-    """What the form shows again: what was typed, minus an access code the printer rejected."""
-    if user_input is None or errors.get("base") != "invalid_auth":
-        return user_input
-    return {key: value for key, value in user_input.items() if key != CONF_ACCESS_CODE}
+    """What the form shows again: what was typed, minus an access code the printer rejected.
+
+    Trusting a certificate is never pre-ticked: each offer is a new decision.
+    """
+    if user_input is None:
+        return None
+    dropped = {CONF_TRUST_CERTIFICATE}
+    if errors.get("base") == "invalid_auth":
+        dropped.add(CONF_ACCESS_CODE)
+    return {key: value for key, value in user_input.items() if key not in dropped}

@@ -43,19 +43,19 @@ def issue_id(key: str, entry: ConfigEntry) -> str:
     return f"{key}_{entry.entry_id}"
 
 
-_MARKUP: Final = re.compile(r"[\[\]()<>*_`\\|#!~\r\n]+")
+_MARKUP: Final = re.compile(r"[\[\]()<>*_`\\|#!~]")
+DISPLAY_LIMIT: Final = 64
 
 
-def plain(text: str | None, limit: int = 64) -> str:
-    """Certificate text is chosen by whoever made the certificate: show it as inert text.
+def display_text(text: str | None, limit: int = DISPLAY_LIMIT) -> str:
+    """Text chosen by whoever made a certificate (or an announcement), made inert for display.
 
-    Repair and form texts are rendered as markdown, so a forged issuer name could otherwise
+    Repair, form and flow texts are rendered as markdown, so a forged issuer name could otherwise
     carry a link or formatting into the very dialog that asks the user to trust it.
     """
-    if not text:
-        return "-"
-    cleaned = _MARKUP.sub(" ", text).strip()
-    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+    printable = "".join(char if char.isprintable() else " " for char in text or "")
+    flat = " ".join(_MARKUP.sub("", printable).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def _when(moment: datetime | None) -> str:
@@ -68,21 +68,21 @@ def tls_placeholders(error: PrinterTLSError) -> dict[str, str]:
         "host": error.host or "-",
         "port": str(error.port or "-"),
         "serial": error.serial or "-",
-        "issuer": plain(error.issuer),
+        "issuer": display_text(error.issuer) or "-",
         "fingerprint": error.fingerprint or "-",
         # Verified only when tls.py could prove the device genuine; the CN is merely claimed.
-        "presented_serial": plain(error.presented_serial),
-        "presented_cn": plain(error.presented_cn),
+        "presented_serial": display_text(error.presented_serial) or "-",
+        "presented_cn": display_text(error.presented_cn) or "-",
         "pinned_fingerprint": error.pinned_fingerprint or "-",
         "not_before": _when(error.not_before),
         "not_after": _when(error.not_after),
-        "error": plain(str(error), 300),
+        "error": display_text(str(error), 300) or "-",
     }
 
 
 def _report_placeholders(report: CertificateReport, now: datetime) -> dict[str, str]:
     return {
-        "issuer": plain(report.issuer_path, 128),
+        "issuer": display_text(report.issuer_path, 128) or "-",
         "fingerprint": report.sha256,
         "not_before": _when(report.not_before),
         "not_after": _when(report.not_after),

@@ -22,7 +22,7 @@ import probatio
 
 from .const import CONF_CERT_FINGERPRINT, CONF_PINNED_CERT, CONF_SERIAL, DOMAIN
 from .coordinator import BambuCoordinator
-from .issues import FLOW_PIN, plain
+from .issues import FLOW_PIN, display_text
 from .tls import CertificateInfo
 
 type IssueData = dict[str, str | int | float | None] | None
@@ -104,8 +104,8 @@ def _pin_placeholders(entry: ConfigEntry, cert: x509.Certificate) -> dict[str, s
     return {
         "title": entry.title,
         "serial": entry.data[CONF_SERIAL],
-        "subject": plain(info.subject, 128),
-        "issuer": plain(info.issuer, 128),
+        "subject": display_text(info.subject, 128),
+        "issuer": display_text(info.issuer, 128),
         "not_before": _when(info.not_before),
         "not_after": _when(info.not_after),
         "key": f"{info.key_type} {info.key_size}",
@@ -140,7 +140,7 @@ class AcceptCertificateFlow(_CertificateFlow):
                     "title": entry.title,
                     "old_fingerprint": entry.data.get(CONF_CERT_FINGERPRINT) or "-",
                     "fingerprint": report.sha256,
-                    "issuer": plain(report.issuer_path, 128),
+                    "issuer": display_text(report.issuer_path, 128),
                     "not_before": _when(report.not_before),
                     "not_after": _when(report.not_after),
                 },
