@@ -61,9 +61,7 @@ def sensor_id(hass: HomeAssistant, serial: str, key: str) -> str:
 
 async def async_serve(printer: VirtualPrinter, identity: ServerIdentity) -> None:
     """Make the printer present another certificate chain (its broker restarts)."""
-    printer.identity = identity
-    printer.broker.set_identity(identity)
-    await wait_until(lambda: bool(printer.status()["connected"]))
+    printer.serve(identity)
 
 
 def certificate_state(hass: HomeAssistant, serial: str) -> str:

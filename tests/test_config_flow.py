@@ -378,8 +378,7 @@ async def test_serial_mismatch_named_only_when_verified(
 ) -> None:
     """A self-signed certificate for another serial is untrusted, not "printer <that serial>"."""
     printer = virtual_printer()
-    printer.identity = issue_server("self_signed", "01P09A999999999", test_cas)
-    printer.broker.set_identity(printer.identity)
+    printer.serve(issue_server("self_signed", "01P09A999999999", test_cas))
     monkeypatch.setattr(config_flow, "MQTT_PORT", printer.port)
 
     result = await submit_user(hass, user_input(printer))
@@ -399,8 +398,7 @@ async def test_unconfirmed_other_serial_is_not_named(
 ) -> None:
     """Another serial whose own chain does not verify (here: expired) is only "not yours"."""
     printer = virtual_printer()
-    printer.identity = issue_server("expired", "00M09A999999999", test_cas)
-    printer.broker.set_identity(printer.identity)
+    printer.serve(issue_server("expired", "00M09A999999999", test_cas))
     monkeypatch.setattr(config_flow, "MQTT_PORT", printer.port)
 
     result = await submit_user(hass, user_input(printer))

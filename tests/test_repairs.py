@@ -174,8 +174,7 @@ async def test_pin_refuses_bad_issue_data(
         assert reason in issue_strings()["untrusted"]["fix_flow"]["abort"]
     assert CONF_PINNED_CERT not in entry.options
 
-    printer.identity = issue_server("unknown_ca", printer.serial[:-1] + "7", test_cas)
-    printer.broker.set_identity(printer.identity)
+    printer.serve(issue_server("unknown_ca", printer.serial[:-1] + "7", test_cas))
     await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     unpinnable = open_issues(hass, entry)["untrusted_unpinnable"]

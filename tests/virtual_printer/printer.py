@@ -225,8 +225,12 @@ class VirtualPrinter:
 
     def reissue_cert(self) -> str:
         """Serve a freshly issued leaf (same serial and profile, new key): returns its SHA-256."""
-        self.identity = issue_server(self.profile, self.serial, self._cas)
-        self.broker.set_identity(self.identity)
+        return self.serve(issue_server(self.profile, self.serial, self._cas))
+
+    def serve(self, identity: ServerIdentity) -> str:
+        """Present another certificate chain (the broker restarts): returns the leaf SHA-256."""
+        self.identity = identity
+        self.broker.set_identity(identity)
         if self.broker.running:
             self._wait_firmware_connected()
         return self.fingerprint
