@@ -42,9 +42,10 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
     async_test_home_assistant,
 )
 
-from custom_components.bambu_lan import tls  # noqa: E402
 from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
-from custom_components.bambu_lan.model import PrinterState, decode_payload  # noqa: E402
+from custom_components.bambu_lan.printer import tls  # noqa: E402
+from custom_components.bambu_lan.printer.state import PrinterState  # noqa: E402
+from custom_components.bambu_lan.printer.values import decode_payload  # noqa: E402
 from tests.fixtures import reports as r  # noqa: E402
 from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402

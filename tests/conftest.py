@@ -22,7 +22,7 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 @pytest.fixture
 def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
     """Reconnect (and watch for silence) on a test's time scale, not production's back-off."""
-    from custom_components.bambu_lan import client
+    from custom_components.bambu_lan.printer import session as client
 
     monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
     monkeypatch.setattr(client, "BACKOFF_MAX", 0.2)

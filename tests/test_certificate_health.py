@@ -26,14 +26,14 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
 from custom_components.bambu_lan.const import DOMAIN
-from custom_components.bambu_lan.health import (
+from custom_components.bambu_lan.printer.health import (
     CertificateHealth,
     CertificateIssue,
     certificate_issue,
     evaluate_health,
     is_conclusive,
 )
-from custom_components.bambu_lan.tls import (
+from custom_components.bambu_lan.printer.tls import (
     CertificateInfo,
     CertificateReport,
     PrinterTLSError,

@@ -26,7 +26,7 @@ from homeassistant.data_entry_flow import FlowResultType
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.bambu_lan import client, config_flow, discovery, issues
+from custom_components.bambu_lan import config_flow, discovery, issues
 from custom_components.bambu_lan.config_flow import PinnableCertificate
 from custom_components.bambu_lan.const import (
     CONF_ACCESS_CODE,
@@ -37,7 +37,8 @@ from custom_components.bambu_lan.const import (
     DOMAIN,
 )
 from custom_components.bambu_lan.issues import display_text
-from custom_components.bambu_lan.tls import PrinterTLSError, TLSErrorKind
+from custom_components.bambu_lan.printer import session as client
+from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
 from tests.virtual_printer.pki import TestCAs, issue_server
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 

@@ -33,8 +33,8 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 import pytest
 
-from custom_components.bambu_lan import client
 from custom_components.bambu_lan.const import DOMAIN
+from custom_components.bambu_lan.printer import session as client
 from tests.test_entities import setup_printer, state_of, wait_for_state
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 

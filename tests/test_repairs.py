@@ -14,8 +14,8 @@ import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.bambu_lan.const import CONF_CERT_FINGERPRINT, CONF_PINNED_CERT, DOMAIN
-from custom_components.bambu_lan.health import FIXABLE_ISSUES, CertificateIssue
 from custom_components.bambu_lan.issues import SIGNED_COMMANDS
+from custom_components.bambu_lan.printer.health import FIXABLE_ISSUES, CertificateIssue
 from tests.test_certificate_health import (
     RECORDED,
     assert_issue_text,

@@ -8,10 +8,10 @@ from pathlib import Path
 import re
 from typing import Any
 
-from custom_components.bambu_lan.client import CommandError
-from custom_components.bambu_lan.health import CertificateHealth, CertificateIssue
 from custom_components.bambu_lan.issues import display_text
-from custom_components.bambu_lan.tls import TLSErrorKind
+from custom_components.bambu_lan.printer.health import CertificateHealth, CertificateIssue
+from custom_components.bambu_lan.printer.session import CommandError
+from custom_components.bambu_lan.printer.tls import TLSErrorKind
 
 COMPONENT = Path(__file__).parent.parent / "custom_components" / "bambu_lan"
 STRINGS: dict[str, Any] = json.loads((COMPONENT / "translations" / "en.json").read_text())

@@ -697,7 +697,7 @@ async def test_handle_works_in_async_tests(
     hass: HomeAssistant, virtual_printer: PrinterFactory, trust_test_cas: Path
 ) -> None:
     """The handle needs no thread; the integration's TLS context trusts the test CAs."""
-    from custom_components.bambu_lan import tls
+    from custom_components.bambu_lan.printer import tls
 
     printer = virtual_printer("X1C", "v2")
     assert tls.CERTS_DIR == trust_test_cas == printer.ca_dir

@@ -17,7 +17,8 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import BambuConfigEntry
 from .entity import BambuEntity
-from .model import PrinterState, has_door_sensor
+from .printer.models import has_door_sensor
+from .printer.state import PrinterState
 
 PARALLEL_UPDATES = 0
 

@@ -22,8 +22,8 @@ from homeassistant.util import dt as dt_util
 
 from .coordinator import BambuCoordinator
 from .entity import BambuEntity
-from .health import CertificateHealth, days_left
-from .tls import CertificateReport
+from .printer.health import CertificateHealth, days_left
+from .printer.tls import CertificateReport
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -34,7 +34,6 @@ from homeassistant.helpers.typing import DiscoveryInfoType
 import probatio
 
 from . import const
-from .client import CannotConnect, CommandError, ConnectTimeout, InvalidAuth, PrinterSession
 from .const import (
     CONF_ACCESS_CODE,
     CONF_CERT_FINGERPRINT,
@@ -43,10 +42,19 @@ from .const import (
     CONF_SERIAL,
     DOMAIN,
 )
-from .discovery import CONF_MODEL, CONF_NAME, SERIAL_RE, async_get_announcement, model_label
+from .discovery import CONF_MODEL, CONF_NAME, async_get_announcement
 from .issues import display_text
-from .model import PrinterState
-from .tls import (
+from .printer.announce import SERIAL_RE
+from .printer.models import model_label
+from .printer.session import (
+    CannotConnect,
+    CommandError,
+    ConnectTimeout,
+    InvalidAuth,
+    PrinterSession,
+)
+from .printer.state import PrinterState
+from .printer.tls import (
     CertificateInfo,
     CertificateReport,
     PrinterTLSError,

@@ -19,7 +19,6 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from . import issues
-from .client import CannotConnect, CommandError, InvalidAuth, PrinterSession
 from .const import (
     CONF_ACCESS_CODE,
     CONF_CERT_FINGERPRINT,
@@ -29,9 +28,10 @@ from .const import (
     DOMAIN,
     MQTT_PORT,
 )
-from .health import CertificateHealth, evaluate_health
-from .model import PrinterState
-from .tls import CertificateReport, PrinterTLSError, TLSErrorKind
+from .printer.health import CertificateHealth, evaluate_health
+from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
+from .printer.state import PrinterState
+from .printer.tls import CertificateReport, PrinterTLSError, TLSErrorKind
 
 _LOGGER = logging.getLogger(__name__)
 

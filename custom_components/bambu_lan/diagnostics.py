@@ -31,8 +31,8 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import BambuConfigEntry, BambuCoordinator
-from .health import days_left
-from .tls import CertificateInfo, PrinterTLSError
+from .printer.health import days_left
+from .printer.tls import CertificateInfo, PrinterTLSError
 
 # Keys whose values are redacted wherever they occur (the printer's own reports included).
 TO_REDACT: Final = {

@@ -10,14 +10,10 @@ config flow's verified TLS, bound to the announced serial, is what makes acting 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
-import ipaddress
 import logging
-import re
 import socket
 import time
 from typing import Any, Final, override
-from urllib.parse import urlsplit
 
 from homeassistant.config_entries import (
     SOURCE_INTEGRATION_DISCOVERY,
@@ -30,8 +26,8 @@ from homeassistant.helpers import discovery_flow
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.util.hass_dict import HassKey
 
-from .const import CONF_HOST, CONF_SERIAL, DOMAIN
-from .model import PrinterModel, model_from_code
+from .const import DOMAIN
+from .printer.announce import Announcement, parse_notify
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -46,98 +42,14 @@ REDISCOVERY_INTERVAL: Final = 900.0
 # ... or when its address changed, but not more often than this: each such flow may probe the
 # announced address, and announcements are easy to forge.
 ADDRESS_CHANGE_INTERVAL: Final = 30.0
-# NOTIFY packets are a few hundred bytes; anything much larger is not one.
-MAX_PACKET_BYTES: Final = 2048
 # Bound the memory a LAN flooding us with invented serials can take.
 MAX_TRACKED_PRINTERS: Final = 64
 
+# Keys of a discovery flow's data besides host and serial (see `Announcement.flow_data`).
 CONF_MODEL: Final = "model"
 CONF_NAME: Final = "name"
 
-SERIAL_RE: Final = re.compile(r"[0-9A-Z]{15}")
-_NOTIFICATION_TYPE: Final = "urn:bambulab-com:device:3dprinter"
-
-_MODEL_LABELS: Final[dict[PrinterModel, str]] = {
-    PrinterModel.X1C: "X1 Carbon",
-    PrinterModel.A1MINI: "A1 mini",
-    PrinterModel.H2DPRO: "H2D Pro",
-}
-
 DATA_DISCOVERY: HassKey[PrinterDiscovery] = HassKey(f"{DOMAIN}_discovery")
-
-
-def model_label(model: PrinterModel) -> str:
-    """The name Bambu Lab uses for a model, e.g. "A1 mini"."""
-    return _MODEL_LABELS.get(model, model.value)
-
-
-@dataclass(frozen=True, slots=True)
-class Announcement:
-    """What one NOTIFY packet says about a printer (unverified)."""
-
-    host: str
-    serial: str
-    model: str | None  # a model label, or the raw model code when the model is unknown
-    name: str | None
-    firmware: str | None
-
-    def flow_data(self) -> dict[str, str]:
-        """The discovery flow's data; stable across repeats so in-progress flows deduplicate."""
-        data = {CONF_HOST: self.host, CONF_SERIAL: self.serial}
-        if self.model:
-            data[CONF_MODEL] = self.model
-        if self.name:
-            data[CONF_NAME] = self.name
-        return data
-
-
-def _header_value(value: str | None, limit: int = 64) -> str | None:
-    """A header value fit for display: printable and short, or None."""
-    if not value:
-        return None
-    clean = "".join(char for char in value if char.isprintable())[:limit].strip()
-    return clean or None
-
-
-def _parse_host(location: str) -> str | None:
-    """The printer's IP from `Location` (a bare address; tolerate a URL too)."""
-    candidate = location if "/" not in location else (urlsplit(location).hostname or "")
-    try:
-        address = ipaddress.ip_address(candidate.strip("[]"))
-    except ValueError:
-        return None
-    if address.is_unspecified or address.is_multicast:
-        return None
-    return str(address)
-
-
-def parse_notify(packet: bytes) -> Announcement | None:
-    """Parse a NOTIFY packet from a Bambu Lab printer; None for anything else."""
-    if len(packet) > MAX_PACKET_BYTES:
-        return None
-    lines = packet.decode("utf-8", errors="replace").splitlines()
-    if not lines or not lines[0].upper().startswith("NOTIFY "):
-        return None
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, separator, value = line.partition(":")
-        if separator:
-            headers.setdefault(name.strip().lower(), value.strip())
-    if not headers.get("nt", "").lower().startswith(_NOTIFICATION_TYPE):
-        return None
-    serial = headers.get("usn", "").upper()
-    host = _parse_host(headers.get("location", ""))
-    if host is None or not SERIAL_RE.fullmatch(serial):
-        return None
-    code = _header_value(headers.get("devmodel.bambu.com"), 32)
-    model = model_from_code(code)
-    return Announcement(
-        host=host,
-        serial=serial,
-        model=model_label(model) if model else code,
-        name=_header_value(headers.get("devname.bambu.com")),
-        firmware=_header_value(headers.get("devversion.bambu.com"), 32),
-    )
 
 
 def _open_socket(address: str, port: int) -> socket.socket:

@@ -17,7 +17,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from .const import CONF_HOST, CONF_SERIAL, DOMAIN, MQTT_PORT
-from .health import (
+from .printer.health import (
     FIXABLE_ISSUES,
     CertificateHealth,
     CertificateIssue,
@@ -25,7 +25,7 @@ from .health import (
     days_left,
     is_conclusive,
 )
-from .tls import CertificateReport, PrinterTLSError
+from .printer.tls import CertificateReport, PrinterTLSError
 
 if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry

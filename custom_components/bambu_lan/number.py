@@ -18,7 +18,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import BambuConfigEntry
 from .entity import BambuControlEntity
-from .model import PrinterState
+from .printer.state import PrinterState
 
 PARALLEL_UPDATES = 1
 

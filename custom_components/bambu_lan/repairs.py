@@ -23,7 +23,7 @@ import probatio
 from .const import CONF_CERT_FINGERPRINT, CONF_PINNED_CERT, CONF_SERIAL, DOMAIN
 from .coordinator import BambuCoordinator
 from .issues import FLOW_PIN, display_text
-from .tls import CertificateInfo
+from .printer.tls import CertificateInfo
 
 type IssueData = dict[str, str | int | float | None] | None
 

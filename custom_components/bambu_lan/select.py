@@ -10,7 +10,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import BambuConfigEntry
 from .entity import BambuControlEntity
-from .model import SPEED_LEVELS
+from .printer.codes import SPEED_LEVELS
 
 PARALLEL_UPDATES = 1
 

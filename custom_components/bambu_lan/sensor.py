@@ -32,7 +32,10 @@ from .certificate import certificate_entities
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity, device_info
-from .model import SPEED_LEVELS, STAGE_NAMES, Nozzle, PrinterState, has_chamber_sensor
+from .printer.codes import SPEED_LEVELS, STAGE_NAMES
+from .printer.models import has_chamber_sensor
+from .printer.state import PrinterState
+from .printer.values import Nozzle
 
 _LOGGER = logging.getLogger(__name__)
 

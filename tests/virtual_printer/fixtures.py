@@ -45,7 +45,7 @@ def test_ca_dir(test_cas: TestCAs, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture
 def trust_test_cas(test_ca_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Make the integration trust exactly the test CAs; returns their directory."""
-    from custom_components.bambu_lan import tls
+    from custom_components.bambu_lan.printer import tls
 
     monkeypatch.setattr(tls, "CERTS_DIR", test_ca_dir)
     return test_ca_dir

@@ -11,17 +11,9 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 
-from custom_components.bambu_lan import model
-from custom_components.bambu_lan.model import (
-    MAX_PAYLOAD_BYTES,
-    AmsTray,
-    AmsUnit,
-    HmsEntry,
-    ModuleInfo,
-    Nozzle,
+from custom_components.bambu_lan.printer import values
+from custom_components.bambu_lan.printer.models import (
     PrinterModel,
-    PrinterState,
-    decode_payload,
     has_chamber_sensor,
     has_door_sensor,
     is_dual_nozzle_model,
@@ -29,6 +21,16 @@ from custom_components.bambu_lan.model import (
     model_from_product_name,
     model_from_serial,
     reports_full,
+)
+from custom_components.bambu_lan.printer.state import PrinterState
+from custom_components.bambu_lan.printer.values import (
+    MAX_PAYLOAD_BYTES,
+    AmsTray,
+    AmsUnit,
+    HmsEntry,
+    ModuleInfo,
+    Nozzle,
+    decode_payload,
 )
 from tests.fixtures import reports as r
 
@@ -73,7 +75,7 @@ def content(state: PrinterState) -> dict[str, Any]:
 def loader(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Run decoding tests with orjson and with the stdlib fallback."""
     if request.param == "stdlib":
-        monkeypatch.setattr(model, "_loads", model._stdlib_loads)
+        monkeypatch.setattr(values, "_loads", values._stdlib_loads)
     return str(request.param)
 
 
@@ -1077,8 +1079,7 @@ def _conforms(value: Any, hint: Any) -> bool:
 
 
 ACCESSOR_TYPES = {
-    name: get_type_hints(getattr(PrinterState, name).fget, vars(model))["return"]
-    for name in PROPERTIES
+    name: get_type_hints(getattr(PrinterState, name).fget)["return"] for name in PROPERTIES
 }
 
 

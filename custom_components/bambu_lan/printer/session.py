@@ -30,7 +30,6 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
-from .model import decode_payload
 from .tls import (
     CertificateReport,
     PrinterTLSError,
@@ -38,6 +37,7 @@ from .tls import (
     classify_ssl_error,
     report_from_ssl,
 )
+from .values import decode_payload
 
 _LOGGER = logging.getLogger(__name__)
 

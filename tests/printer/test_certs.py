@@ -12,7 +12,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 import pytest
 
-from custom_components.bambu_lan import tls
+from custom_components.bambu_lan.printer import tls
 
 CERTS = Path(tls.__file__).parent / "certs"
 BUNDLE = "bambu-ca-bundle.pem"

@@ -32,8 +32,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
-from custom_components.bambu_lan import tls
-from custom_components.bambu_lan.tls import (
+from custom_components.bambu_lan.printer import tls
+from custom_components.bambu_lan.printer.tls import (
     CertificateReport,
     PrinterTLSError,
     TLSErrorKind,
@@ -47,7 +47,8 @@ from tests.virtual_printer import pki
 
 SERIAL = "01P00A451200123"
 ACCESS_CODE = "Zq81xK3w"  # what must never reach a wrong server, nor any message
-COMPONENT = Path(tls.__file__).parent
+TLS_PY = Path(tls.__file__)
+COMPONENT = TLS_PY.parent.parent
 
 
 # --- A recording TLS server ---------------------------------------------------------------------
@@ -831,11 +832,11 @@ def _tls_violations(path: Path) -> list[str]:
 def test_only_tls_py_builds_contexts() -> None:
     """Source scan: nothing but tls.py creates, loads or relaxes an SSL context."""
     sources = sorted(COMPONENT.rglob("*.py"))
-    assert COMPONENT / "tls.py" in sources
-    violations = [v for path in sources if path.name != "tls.py" for v in _tls_violations(path)]
+    assert TLS_PY in sources
+    violations = [v for path in sources if path != TLS_PY for v in _tls_violations(path)]
     assert violations == []
     # And tls.py itself never reaches the system store or disables verification.
-    own = _tls_violations(COMPONENT / "tls.py")
+    own = _tls_violations(TLS_PY)
     allowed = (
         "load_verify_locations",
         "SSLContext(",
@@ -844,7 +845,7 @@ def test_only_tls_py_builds_contexts() -> None:
         "sets hostname_checks_common_name",
     )
     assert [v for v in own if not any(word in v for word in allowed)] == []
-    text = (COMPONENT / "tls.py").read_text()
+    text = TLS_PY.read_text()
     assert "import homeassistant" not in text
     assert "from homeassistant" not in text
     assert "ssl.PROTOCOL_TLS_CLIENT)" in text

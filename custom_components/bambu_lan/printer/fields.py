@@ -1,0 +1,382 @@
+"""Typed read access to the merged `print` object: job, temperatures, fans, health, AMS."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Protocol
+
+from .codes import (
+    DOOR_OPEN_BIT,
+    GCODE_STATES,
+    SDCARD_PRESENT_BIT,
+    SIGNED_COMMANDS_BIT,
+    SPEED_LEVELS,
+    STAGE_NAMES,
+)
+from .models import STAT_DOOR_MODELS, X1_FAMILY, PrinterModel
+from .values import (
+    AmsTray,
+    AmsUnit,
+    HmsEntry,
+    Nozzle,
+    dig,
+    parse_ams_unit,
+    parse_hms_entry,
+    parse_tray,
+    steps_to_percent,
+    to_float,
+    to_hex,
+    to_int,
+    to_str,
+    unpack_temp,
+)
+
+_MISSING: Final = object()
+
+
+class Readable(Protocol):
+    """What accessors read from: the `print` dict, or a recorder of the keys read."""
+
+    def get(self, key: str, default: Any = None, /) -> Any: ...
+
+
+class StateFields:
+    """The accessors of `PrinterState`; reads go through `_view` so they can be recorded."""
+
+    _view: Readable
+    _model: PrinterModel | None
+
+    # --- job ----------------------------------------------------------------------------------
+
+    @property
+    def gcode_state(self) -> str | None:
+        """IDLE, PREPARE, RUNNING, PAUSE, FINISH, FAILED, SLICING or INIT; None if unknown."""
+        value = self.gcode_state_raw
+        return value if value in GCODE_STATES else None
+
+    @property
+    def gcode_state_raw(self) -> str | None:
+        """The reported gcode_state, upper-cased, even if unknown (for logging it once)."""
+        value = self._view.get("gcode_state")
+        return value.strip().upper() if type(value) is str else None
+
+    @property
+    def stage(self) -> int | None:
+        """The current stage id (`stg_cur`)."""
+        return to_int(self._view.get("stg_cur"))
+
+    @property
+    def stage_name(self) -> str | None:
+        """Snake-case name of the current stage (`STAGE_NAMES`); None for unknown ids."""
+        stage = self.stage
+        return None if stage is None else STAGE_NAMES.get(stage)
+
+    @property
+    def progress(self) -> int | None:
+        """Print progress in percent."""
+        value = to_int(self._view.get("mc_percent"))
+        return value if value is not None and 0 <= value <= 100 else None
+
+    @property
+    def remaining_minutes(self) -> int | None:
+        """Estimated minutes left."""
+        value = to_int(self._view.get("mc_remaining_time"))
+        return value if value is not None and value >= 0 else None
+
+    @property
+    def layer(self) -> int | None:
+        """Current layer."""
+        return self._non_negative_int("layer_num")
+
+    @property
+    def total_layers(self) -> int | None:
+        """Layers in the job."""
+        return self._non_negative_int("total_layer_num")
+
+    @property
+    def job_name(self) -> str | None:
+        """The job's name (`subtask_name`)."""
+        return to_str(self._view.get("subtask_name"))
+
+    @property
+    def file_name(self) -> str | None:
+        """The printed file (`gcode_file`)."""
+        return to_str(self._view.get("gcode_file"))
+
+    @property
+    def print_error(self) -> int | None:
+        """The raw print error (0 = none)."""
+        value = to_int(self._view.get("print_error"))
+        return None if value is None else value & 0xFFFFFFFF
+
+    @property
+    def print_error_code(self) -> str | None:
+        """Print error as "AAAA_BBBB" (e.g. "0300_400C", cancelled by the user); None if none."""
+        value = self.print_error
+        if not value:
+            return None
+        return f"{value >> 16:04X}_{value & 0xFFFF:04X}"
+
+    def _non_negative_int(self, key: str) -> int | None:
+        value = to_int(self._view.get(key))
+        return value if value is not None and value >= 0 else None
+
+    # --- temperatures -------------------------------------------------------------------------
+
+    @property
+    def nozzle_temp(self) -> float | None:
+        """Active nozzle temperature (°C); H2-style packed values win over the legacy field."""
+        packed = self._active_nozzle_temps()
+        return packed[0] if packed else to_float(self._view.get("nozzle_temper"))
+
+    @property
+    def nozzle_target(self) -> float | None:
+        """Active nozzle target (°C)."""
+        packed = self._active_nozzle_temps()
+        return packed[1] if packed else to_float(self._view.get("nozzle_target_temper"))
+
+    @property
+    def bed_temp(self) -> float | None:
+        """Bed temperature (°C)."""
+        packed = unpack_temp(dig(self._view.get("device"), "bed", "info", "temp"))
+        return packed[0] if packed else to_float(self._view.get("bed_temper"))
+
+    @property
+    def bed_target(self) -> float | None:
+        """Bed target (°C)."""
+        packed = unpack_temp(dig(self._view.get("device"), "bed", "info", "temp"))
+        return packed[1] if packed else to_float(self._view.get("bed_target_temper"))
+
+    @property
+    def chamber_temp(self) -> float | None:
+        """Chamber temperature as reported; junk on models without a sensor (gate on model)."""
+        packed = unpack_temp(dig(self._view.get("device"), "ctc", "info", "temp"))
+        return packed[0] if packed else to_float(self._view.get("chamber_temper"))
+
+    @property
+    def chamber_target(self) -> float | None:
+        """Chamber target (°C); only H2-style printers report it."""
+        packed = unpack_temp(dig(self._view.get("device"), "ctc", "info", "temp"))
+        return packed[1] if packed else None
+
+    def _active_nozzle_temps(self) -> tuple[float, float] | None:
+        active = self.active_nozzle or 0
+        for nozzle in self._extruder_infos():
+            if to_int(nozzle.get("id")) == active:
+                return unpack_temp(nozzle.get("temp"))
+        return None
+
+    def _extruder_infos(self) -> list[dict[str, Any]]:
+        infos = dig(self._view.get("device"), "extruder", "info")
+        return [item for item in infos if type(item) is dict] if type(infos) is list else []
+
+    # --- nozzles (H2D dual nozzle) ------------------------------------------------------------
+
+    @property
+    def nozzles(self) -> list[Nozzle]:
+        """Every nozzle the printer reports in `device.extruder.info`, ordered by id."""
+        details: dict[int | None, dict[str, Any]] = {}
+        infos = dig(self._view.get("device"), "nozzle", "info")
+        if type(infos) is list:
+            details = {to_int(item.get("id")): item for item in infos if type(item) is dict}
+        nozzles = []
+        for item in self._extruder_infos():
+            nozzle_id = to_int(item.get("id"))
+            if nozzle_id is None:
+                continue
+            temps = unpack_temp(item.get("temp"))
+            detail = details.get(nozzle_id, {})
+            nozzles.append(
+                Nozzle(
+                    id=nozzle_id,
+                    temp=temps[0] if temps else None,
+                    target=temps[1] if temps else None,
+                    diameter=to_float(detail.get("diameter")),
+                    type=to_str(detail.get("type")),
+                )
+            )
+        return sorted(nozzles, key=lambda nozzle: nozzle.id)
+
+    @property
+    def is_dual_nozzle(self) -> bool:
+        """Two nozzles: from `device.extruder.state` (low 4 bits = count), else the list."""
+        state = to_int(dig(self._view.get("device"), "extruder", "state"))
+        if state is not None:
+            return state & 0xF >= 2
+        return len(self._extruder_infos()) >= 2
+
+    @property
+    def active_nozzle(self) -> int | None:
+        """Id of the active nozzle (bits 4-7 of `device.extruder.state`): 0 right, 1 left."""
+        state = to_int(dig(self._view.get("device"), "extruder", "state"))
+        return None if state is None else (state >> 4) & 0xF
+
+    @property
+    def nozzle_diameter(self) -> float | None:
+        """Nozzle diameter (mm)."""
+        return to_float(self._view.get("nozzle_diameter"))
+
+    @property
+    def nozzle_type(self) -> str | None:
+        """E.g. "stainless_steel" or "hardened_steel"."""
+        return to_str(self._view.get("nozzle_type"))
+
+    # --- fans and speed -----------------------------------------------------------------------
+
+    @property
+    def part_fan_percent(self) -> int | None:
+        """Part cooling fan (%); from the 0-15 step field, else from `fan_gear` byte 0."""
+        return self._fan_percent("cooling_fan_speed", 0)
+
+    @property
+    def aux_fan_percent(self) -> int | None:
+        """Auxiliary fan (%); from the 0-15 step field, else from `fan_gear` byte 1."""
+        return self._fan_percent("big_fan1_speed", 1)
+
+    @property
+    def chamber_fan_percent(self) -> int | None:
+        """Chamber fan (%); from the 0-15 step field, else from `fan_gear` byte 2."""
+        return self._fan_percent("big_fan2_speed", 2)
+
+    @property
+    def heatbreak_fan_percent(self) -> int | None:
+        """Heatbreak (hotend) fan (%)."""
+        return steps_to_percent(self._view.get("heatbreak_fan_speed"))
+
+    def _fan_percent(self, key: str, gear_byte: int) -> int | None:
+        # The step fields exist on every model; fan_gear only on newer firmware.
+        value = self._view.get(key, _MISSING)
+        if value is not _MISSING:
+            return steps_to_percent(value)
+        gear = to_int(self._view.get("fan_gear"))
+        if gear is None or gear < 0:
+            return None
+        level = (gear >> (8 * gear_byte)) & 0xFF
+        return (level * 200 + 255) // 510  # round(level * 100 / 255)
+
+    @property
+    def speed_level(self) -> int | None:
+        """Speed profile: 1 silent, 2 standard, 3 sport, 4 ludicrous (`SPEED_LEVELS`)."""
+        value = to_int(self._view.get("spd_lvl"))
+        return value if value in SPEED_LEVELS else None
+
+    @property
+    def speed_percent(self) -> int | None:
+        """Speed in percent of standard (`spd_mag`)."""
+        return self._non_negative_int("spd_mag")
+
+    # --- health -------------------------------------------------------------------------------
+
+    @property
+    def hms(self) -> list[HmsEntry]:
+        """Active HMS notifications."""
+        raw = self._view.get("hms")
+        if type(raw) is not list:
+            return []
+        return [entry for entry in map(parse_hms_entry, raw) if entry is not None]
+
+    @property
+    def hms_codes(self) -> list[str]:
+        """Active HMS codes, "HMS_XXXX_XXXX_XXXX_XXXX"."""
+        return [entry.code for entry in self.hms]
+
+    @property
+    def signed_commands_required(self) -> bool | None:
+        """Whether the firmware rejects unsigned commands (`fun` bit 0x20000000)."""
+        fun = to_hex(self._view.get("fun"))
+        return None if fun is None else bool(fun & SIGNED_COMMANDS_BIT)
+
+    @property
+    def update_available(self) -> bool | None:
+        """Whether a firmware update is offered (`upgrade_state.new_version_state` == 1)."""
+        state = to_int(dig(self._view.get("upgrade_state"), "new_version_state"))
+        return None if state is None else state == 1
+
+    # --- hardware state -----------------------------------------------------------------------
+
+    @property
+    def lights(self) -> dict[str, str]:
+        """Light node -> mode ("on", "off" or "flashing")."""
+        raw = self._view.get("lights_report")
+        if type(raw) is not list:
+            return {}
+        return {
+            item["node"]: item["mode"]
+            for item in raw
+            if type(item) is dict and to_str(item.get("node")) and to_str(item.get("mode"))
+        }
+
+    @property
+    def chamber_light_on(self) -> bool | None:
+        """Whether the chamber light is on (flashing counts as on)."""
+        mode = self.lights.get("chamber_light")
+        return None if mode is None else mode.lower() in ("on", "flashing")
+
+    @property
+    def door_open(self) -> bool | None:
+        """Door state where the model reports it (X1 in `home_flag`; H2/P2S/X2D in `stat`)."""
+        model = self._model
+        if model in X1_FAMILY:
+            bits = to_int(self._view.get("home_flag"))
+        elif model in STAT_DOOR_MODELS:
+            bits = to_hex(self._view.get("stat"))
+        else:
+            return None
+        return None if bits is None else bool(bits & DOOR_OPEN_BIT)
+
+    @property
+    def sdcard(self) -> bool | None:
+        """Whether an SD card is present (`sdcard`, else `home_flag` bit 0x100)."""
+        value = self._view.get("sdcard")
+        if type(value) is bool or type(value) is int:
+            return bool(value)
+        flags = to_int(self._view.get("home_flag"))
+        return None if flags is None else bool(flags & SDCARD_PRESENT_BIT)
+
+    @property
+    def wifi_dbm(self) -> int | None:
+        """Wi-Fi signal in dBm, from e.g. "-53dBm"."""
+        value = self._view.get("wifi_signal")
+        if type(value) is str:
+            value = value.strip().removesuffix("dBm").removesuffix("dbm")
+        return to_int(value)
+
+    @property
+    def ip_address(self) -> str | None:
+        """The printer's IPv4 address from `net.info[0].ip` (a little-endian uint32)."""
+        infos = dig(self._view.get("net"), "info")
+        if type(infos) is not list or not infos:
+            return None
+        ip = to_int(dig(infos[0], "ip"))
+        if not ip or not 0 < ip <= 0xFFFFFFFF:
+            return None
+        return ".".join(str(part) for part in ip.to_bytes(4, "little"))
+
+    @property
+    def rtsp_url(self) -> str | None:
+        """The camera URL the printer reports; None while LAN live view is disabled."""
+        url = to_str(dig(self._view.get("ipcam"), "rtsp_url"))
+        return None if url is None or url == "disable" else url
+
+    # --- AMS ----------------------------------------------------------------------------------
+
+    @property
+    def ams_units(self) -> list[AmsUnit]:
+        """The AMS units the printer reports, ordered by id."""
+        units = dig(self._view.get("ams"), "ams")
+        if type(units) is not list:
+            return []
+        parsed = [unit for unit in map(parse_ams_unit, units) if unit is not None]
+        return sorted(parsed, key=lambda unit: unit.id)
+
+    @property
+    def active_tray(self) -> int | None:
+        """Loaded tray (`ams.tray_now`): ams_id * 4 + slot, 254 external; None when none."""
+        value = to_int(dig(self._view.get("ams"), "tray_now"))
+        return None if value is None or value == 255 or value < 0 else value
+
+    @property
+    def external_spools(self) -> list[AmsTray]:
+        """External spools: `vir_slot[]` (H2) or the single `vt_tray`."""
+        slots = self._view.get("vir_slot")
+        raw = slots if type(slots) is list else [self._view.get("vt_tray")]
+        return [tray for tray in map(parse_tray, raw) if tray is not None]

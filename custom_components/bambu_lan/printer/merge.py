@@ -1,0 +1,335 @@
+"""Merging full and delta reports into the stored `print` object, field by field, typed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final
+
+from .values import to_float, to_hex
+
+_MAX_DEPTH: Final = 16
+"""Deepest container nesting stored; real reports nest about 6 levels below `print`."""
+
+
+# --- merging ------------------------------------------------------------------------------------
+
+_MISSING: Final = object()
+_INVALID: Final = object()
+
+type _Check = Callable[[Any], bool]
+
+
+class _Obj:
+    """Schema of a JSON object: known fields and whether it is a filament tray."""
+
+    __slots__ = ("fields", "tray")
+
+    def __init__(self, fields: Mapping[str, _Spec], *, tray: bool = False) -> None:
+        self.fields = fields
+        self.tray = tray
+
+
+class _ById:
+    """A list of objects merged entry by entry, matched on their `id`."""
+
+    __slots__ = ("entry",)
+
+    def __init__(self, entry: _Obj) -> None:
+        self.entry = entry
+
+
+class _Any:
+    """An unknown field: stored as it arrives, nested objects deep-merged."""
+
+    __slots__ = ()
+
+
+class _Quiet:
+    """A field stored as it arrives whose changes never count as a state change."""
+
+    __slots__ = ()
+
+
+type _Spec = _Check | _Obj | _ById | _Any | _Quiet
+
+_ANY: Final = _Any()
+_QUIET: Final = _Quiet()
+_GENERIC: Final = _Obj({})
+
+
+def _is_num(value: Any) -> bool:
+    return type(value) is int or to_float(value) is not None
+
+
+def _is_str(value: Any) -> bool:
+    return type(value) is str
+
+
+def _is_hex(value: Any) -> bool:
+    return to_hex(value) is not None
+
+
+def _is_flag(value: Any) -> bool:
+    return type(value) is bool or type(value) is int
+
+
+def _is_list(value: Any) -> bool:
+    return type(value) is list
+
+
+def _is_id(value: Any) -> bool:
+    return type(value) is str or type(value) is int
+
+
+def _id_key(value: Any) -> str | None:
+    """Entries are matched on `id`, which arrives as "0" or 0 depending on the list."""
+    if type(value) is str:
+        return value.strip()
+    if type(value) is int:
+        return str(value)
+    return None
+
+
+_EMPTY_TRAY_KEYS: Final = frozenset({"id", "state"})
+
+
+def _is_empty_tray(tray: dict[str, Any]) -> bool:
+    """A tray holding only a valid `id` (and maybe `state`) is an empty slot."""
+    return tray.keys() <= _EMPTY_TRAY_KEYS and _is_id(tray.get("id"))
+
+
+def _empty_tray(tray: dict[str, Any]) -> dict[str, Any]:
+    cleared = {"id": tray["id"]}
+    state = tray.get("state", _MISSING)
+    if state is not _MISSING and _is_num(state):
+        cleared["state"] = state
+    return cleared
+
+
+def _clone(value: Any, depth: int) -> Any:
+    """Deep-copy JSON containers; _INVALID when nested deeper than `_MAX_DEPTH`."""
+    kind = type(value)
+    if kind is not dict and kind is not list:
+        return value
+    if depth > _MAX_DEPTH:
+        return _INVALID
+    if kind is dict:
+        copied_dict: dict[Any, Any] = {}
+        for key, item in value.items():
+            copied = _clone(item, depth + 1)
+            if copied is _INVALID:
+                return _INVALID
+            copied_dict[key] = copied
+        return copied_dict
+    copied_list: list[Any] = []
+    for item in value:
+        copied = _clone(item, depth + 1)
+        if copied is _INVALID:
+            return _INVALID
+        copied_list.append(copied)
+    return copied_list
+
+
+def merge_obj(
+    target: dict[str, Any],
+    delta: dict[str, Any],
+    spec: _Obj,
+    depth: int,
+    full: bool,
+    *,
+    changed_keys: set[str] | None = None,
+) -> bool:
+    """Merge `delta` into `target` (at nesting `depth`) in place; True if anything changed.
+
+    `changed_keys`, at the top level, collects the keys whose value changed.
+    """
+    changed = False
+    fields = spec.fields
+    for key, value in delta.items():
+        old = target.get(key, _MISSING)
+        if old is value or old == value:  # `is`: a NaN equals itself here
+            continue  # the common case for X1 full reports: most fields repeat
+        if _merge_field(target, key, old, value, fields.get(key, _ANY), depth=depth + 1, full=full):
+            changed = True
+            if changed_keys is not None:
+                changed_keys.add(key)
+    return changed
+
+
+def _merge_field(
+    target: dict[str, Any], key: str, old: Any, value: Any, spec: _Spec, *, depth: int, full: bool
+) -> bool:
+    """Merge one differing value into `target[key]`; `depth` is the value's nesting level."""
+    if isinstance(spec, _Obj):
+        if type(value) is not dict or depth > _MAX_DEPTH:
+            return False
+        if spec.tray and _is_empty_tray(value):
+            target[key] = _empty_tray(value)
+            return True
+        if type(old) is dict:
+            return merge_obj(old, value, spec, depth, full)
+        fresh: dict[str, Any] = {}
+        if merge_obj(fresh, value, spec, depth, full) or not value:
+            target[key] = fresh
+            return True
+        return False
+    if isinstance(spec, _ById):
+        if type(value) is not list or depth >= _MAX_DEPTH:
+            return False
+        if type(old) is not list:
+            old = target[key] = []
+        return _merge_by_id(old, value, spec.entry, depth, full)
+    if isinstance(spec, _Any):
+        if type(old) is dict and type(value) is dict:
+            return depth <= _MAX_DEPTH and merge_obj(old, value, _GENERIC, depth, full)
+        return _store(target, key, value, depth)
+    if isinstance(spec, _Quiet):
+        _store(target, key, value, depth)
+        return False
+    return spec(value) and _store(target, key, value, depth)
+
+
+def _store(target: dict[str, Any], key: str, value: Any, depth: int) -> bool:
+    copied = _clone(value, depth)
+    if copied is _INVALID:
+        return False
+    target[key] = copied
+    return True
+
+
+def _merge_by_id(
+    items: list[dict[str, Any]], delta: list[Any], entry: _Obj, depth: int, full: bool
+) -> bool:
+    """Merge a list of objects by `id`; on a full report, drop entries it no longer lists."""
+    index = {_id_key(item.get("id")): pos for pos, item in enumerate(items)}
+    seen: set[str] = set()
+    changed = False
+    for raw in delta:
+        ident = _id_key(raw.get("id")) if type(raw) is dict else None
+        if ident is None:
+            continue
+        seen.add(ident)
+        pos = index.get(ident)
+        if pos is None:
+            fresh: dict[str, Any] = {}
+            if entry.tray and _is_empty_tray(raw):
+                fresh = _empty_tray(raw)
+            else:
+                merge_obj(fresh, raw, entry, depth + 1, full)
+            index[ident] = len(items)
+            items.append(fresh)
+            changed = True
+            continue
+        current = items[pos]
+        if current == raw:
+            continue
+        if entry.tray and _is_empty_tray(raw):
+            items[pos] = _empty_tray(raw)
+            changed = True
+        elif merge_obj(current, raw, entry, depth + 1, full):
+            changed = True
+    if full and len(seen) < len(items):
+        items[:] = [item for item in items if _id_key(item.get("id")) in seen]
+        changed = True
+    return changed
+
+
+_TRAY: Final = _Obj(
+    {
+        "id": _is_id,
+        "tray_type": _is_str,
+        "tray_sub_brands": _is_str,
+        "tray_color": _is_str,
+        "tray_info_idx": _is_str,
+        "cols": _is_list,
+        "remain": _is_num,
+        "nozzle_temp_min": _is_num,
+        "nozzle_temp_max": _is_num,
+        "state": _is_num,
+    },
+    tray=True,
+)
+
+_AMS_UNIT: Final = _Obj(
+    {
+        "id": _is_id,
+        "humidity": _is_num,
+        "humidity_raw": _is_num,
+        "temp": _is_num,
+        "dry_time": _is_num,
+        "tray": _ById(_TRAY),
+    }
+)
+
+_PACKED_TEMP_HOLDER: Final = _Obj({"info": _Obj({"temp": _is_num})})
+
+_DEVICE: Final = _Obj(
+    {
+        "extruder": _Obj(
+            {
+                "state": _is_num,
+                "info": _ById(_Obj({"id": _is_id, "temp": _is_num, "snow": _is_num})),
+            }
+        ),
+        "nozzle": _Obj({"info": _ById(_Obj({"id": _is_id, "diameter": _is_num, "type": _is_str}))}),
+        "bed": _PACKED_TEMP_HOLDER,
+        "ctc": _PACKED_TEMP_HOLDER,
+    }
+)
+
+PRINT_SCHEMA: Final = _Obj(
+    {
+        # envelope: kept for diagnostics, but a new sequence number is not a state change
+        "command": _QUIET,
+        "msg": _QUIET,
+        "sequence_id": _QUIET,
+        "t_utc": _QUIET,
+        "gcode_state": _is_str,
+        "mc_percent": _is_num,
+        "mc_remaining_time": _is_num,
+        "layer_num": _is_num,
+        "total_layer_num": _is_num,
+        "nozzle_temper": _is_num,
+        "nozzle_target_temper": _is_num,
+        "bed_temper": _is_num,
+        "bed_target_temper": _is_num,
+        "chamber_temper": _is_num,
+        "cooling_fan_speed": _is_num,
+        "big_fan1_speed": _is_num,
+        "big_fan2_speed": _is_num,
+        "heatbreak_fan_speed": _is_num,
+        "fan_gear": _is_num,
+        "spd_lvl": _is_num,
+        "spd_mag": _is_num,
+        "wifi_signal": _is_str,
+        "subtask_name": _is_str,
+        "gcode_file": _is_str,
+        "print_type": _is_str,
+        "print_error": _is_num,
+        "stg_cur": _is_num,
+        "home_flag": _is_num,
+        "stat": _is_hex,
+        "fun": _is_hex,
+        "sdcard": _is_flag,
+        "nozzle_diameter": _is_num,
+        "nozzle_type": _is_str,
+        "hms": _is_list,
+        "lights_report": _is_list,
+        "upgrade_state": _Obj({"new_version_state": _is_num}),
+        "ipcam": _Obj({"rtsp_url": _is_str}),
+        "net": _Obj({"info": _is_list}),
+        "ams": _Obj(
+            {
+                "ams": _ById(_AMS_UNIT),
+                "tray_now": _is_num,
+                "tray_tar": _is_num,
+                "tray_pre": _is_num,
+                "ams_exist_bits": _is_hex,
+                "tray_exist_bits": _is_hex,
+            }
+        ),
+        "vt_tray": _TRAY,
+        "vir_slot": _ById(_TRAY),
+        "device": _DEVICE,
+    }
+)

@@ -1,0 +1,189 @@
+"""A Bambu Lab printer's state: decode MQTT reports, merge them, read typed values.
+
+Pure Python (no Home Assistant imports) so it stays fast and can be tested and fuzzed alone.
+
+Wire facts come from the project's protocol reference (shared/docs/protocol.md, sections 1, 2, 6
+and 7). Policy for bad wire data, applied everywhere:
+
+- Known fields are type-checked when merged. A value of the wrong type (a dict for `mc_percent`,
+  a string for `ams`, text that is not a number for a numeric field, `null`) is dropped and the
+  last good value stays. Numbers that arrive as numeric strings are accepted, as the firmware
+  sends many of them that way.
+- Accessors still parse defensively and return None for anything they cannot read.
+- Unknown keys are kept as they arrive (they are only shown in diagnostics).
+- Containers nested deeper than `merge.MAX_DEPTH` are dropped, so neither merging nor copying the
+  state can recurse without bound.
+
+`PrinterState.apply` keeps the containers it stores private (new containers are copied in), so a
+caller may reuse or mutate a message after applying it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from .fields import Readable, StateFields
+from .merge import PRINT_SCHEMA, merge_obj
+from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
+from .values import AP_BOARDS, ModuleInfo, parse_module_info
+
+# --- the state ----------------------------------------------------------------------------------
+
+
+class _KeyRecorder:
+    """Reads through to the print object and remembers which top-level keys were read."""
+
+    __slots__ = ("_data", "keys")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self.keys: set[str] = set()
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        self.keys.add(key)
+        return self._data.get(key, default)
+
+
+class PrinterState(StateFields):
+    """The merged `print` object of one printer plus its get_version information."""
+
+    def __init__(self, serial: str | None = None) -> None:
+        """Start empty; `serial` (the configured one) is the last resort for the model."""
+        self.serial = serial.strip().upper() if isinstance(serial, str) else None
+        self._print: dict[str, Any] = {}
+        # Accessors read the print object through `_view`: the dict itself, or a recorder
+        # while an entity refreshes (see `record_reads`).
+        self._view: Readable = self._print
+        self.changed_keys: frozenset[str] | None = None
+        """Top-level `print` keys the last `apply` changed; None: anything may have changed."""
+        self._modules: dict[str, ModuleInfo] = {}
+        self._model = model_from_serial(self.serial)
+        self.full_state_received = False
+        """Set by a full report (`push_status` with `msg` 0, e.g. the reply to pushall).
+
+        The owner may clear it after a reconnect to wait for the next full report.
+        """
+
+    # --- input --------------------------------------------------------------------------------
+
+    def apply(self, message: dict[str, Any]) -> bool:
+        """Merge one decoded report message; True if anything an entity can show changed.
+
+        Only `print` messages with `command == "push_status"` are status; command acks that
+        share the `print` key (gcode_line, pause ...) are ignored. `info` get_version replies
+        update the module table.
+        """
+        self.changed_keys = frozenset()
+        if type(message) is not dict:
+            return False
+        changed = False
+        status = message.get("print")
+        if type(status) is dict and status.get("command") == "push_status":
+            changed = self._apply_status(status)
+        info = message.get("info")
+        if (
+            type(info) is dict
+            and info.get("command") == "get_version"
+            and self._apply_version(info)
+        ):
+            self.changed_keys = None  # model and firmware feed many entities
+            changed = True
+        return changed
+
+    def record_reads(self) -> None:
+        """Start recording which top-level `print` keys the accessors read."""
+        self._view = _KeyRecorder(self._print)
+
+    def recorded_reads(self) -> frozenset[str]:
+        """Stop recording; the keys read since `record_reads`.
+
+        An entity that read none of `changed_keys` after a report shows what it showed before,
+        so it need not be evaluated again (the coordinator's fan-out stays small).
+        """
+        view, self._view = self._view, self._print
+        return frozenset(view.keys) if isinstance(view, _KeyRecorder) else frozenset()
+
+    def _apply_status(self, status: dict[str, Any]) -> bool:
+        full = type(status.get("msg")) is int and status["msg"] == 0
+        keys: set[str] = set()
+        changed = merge_obj(self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys)
+        self.changed_keys = frozenset(keys)
+        if full and not self.full_state_received:
+            self.full_state_received = True
+            self.changed_keys = None
+            changed = True
+        return changed
+
+    def _apply_version(self, info: dict[str, Any]) -> bool:
+        raw_modules = info.get("module")
+        if type(raw_modules) is not list:
+            return False
+        modules = {m.name: m for m in map(parse_module_info, raw_modules) if m is not None}
+        if not modules or modules == self._modules:
+            return False
+        self._modules = modules
+        self._model = self._detect_model()
+        return True
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of the merged `print` object (for diagnostics)."""
+        return copy.deepcopy(self._print)
+
+    # --- version info -------------------------------------------------------------------------
+
+    @property
+    def modules(self) -> tuple[ModuleInfo, ...]:
+        """The modules of the last get_version reply."""
+        return tuple(self._modules.values())
+
+    @property
+    def model(self) -> PrinterModel | None:
+        """Model from get_version (product_name, then project/hardware), else the serial."""
+        return self._model
+
+    @property
+    def product_name(self) -> str | None:
+        """E.g. "Bambu Lab P1S" (newer firmware only)."""
+        ota = self._modules.get("ota")
+        return ota.product_name if ota else None
+
+    @property
+    def firmware(self) -> str | None:
+        """Printer firmware version (the `ota` module's sw_ver)."""
+        ota = self._modules.get("ota")
+        return ota.sw_ver if ota else None
+
+    @property
+    def hardware(self) -> str | None:
+        """Hardware version of the main (AP) board, e.g. "AP05"."""
+        board = self._ap_board()
+        return board.hw_ver if board else None
+
+    @property
+    def reported_serial(self) -> str | None:
+        """The serial the printer reports (the `ota` module's sn)."""
+        ota = self._modules.get("ota")
+        return ota.sn if ota else None
+
+    def _ap_board(self) -> ModuleInfo | None:
+        for name in AP_BOARDS:
+            if module := self._modules.get(name):
+                return module
+        for module in self._modules.values():
+            if module.hw_ver and module.hw_ver.startswith("AP"):
+                return module
+        return None
+
+    def _detect_model(self) -> PrinterModel | None:
+        if model := model_from_product_name(self.product_name):
+            return model
+        board = self._ap_board()
+        if board is not None:
+            if model := model_from_code(board.project_name):
+                return model
+            if board.hw_ver == "AP02":
+                return PrinterModel.X1E
+            if board.name == "rv1126" and board.hw_ver == "AP05" and not board.project_name:
+                return PrinterModel.X1C
+        return model_from_serial(self.reported_serial) or model_from_serial(self.serial)
