@@ -16,8 +16,9 @@ from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.coordinator import BambuCoordinator
 from custom_components.bambu_lan.printer import session as client
 from custom_components.bambu_lan.printer.session import PrinterSession
-from custom_components.bambu_lan.printer.tls import TLSErrorKind
+from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
 from tests.helpers import async_setup_printer, printer_entry, wait_until
+from tests.virtual_printer.broker import free_port
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
 
@@ -253,3 +254,39 @@ async def test_setup_without_first_report_closes_connection(
     await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.SETUP_RETRY
+
+
+async def test_nothing_listening_at_setup_is_not_ready(
+    hass: HomeAssistant, virtual_printer: Any
+) -> None:
+    """A refused connection at setup retries later (not ready), with the address in the reason."""
+    printer = virtual_printer("P1S")
+    entry = await async_setup_printer(hass, printer, port=free_port())
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert entry.reason is not None
+    assert "127.0.0.1" in entry.reason
+    assert printer.access_code not in entry.reason
+
+
+async def test_one_cut_short_handshake_raises_no_issue(
+    hass: HomeAssistant, virtual_printer: Any
+) -> None:
+    """A rebooting printer cuts a handshake short now and then: no repair for a single one."""
+    printer = virtual_printer("P1S")
+    coordinator = await setup_entry(hass, printer)
+    error = PrinterTLSError(TLSErrorKind.PROTOCOL, host=printer.host, serial=printer.serial)
+    assert coordinator.on_reconnect_failed(error) is True
+    assert domain_issues(hass) == []
+    for _ in range(5):
+        coordinator.on_reconnect_failed(error)
+    assert [issue.issue_id for issue in domain_issues(hass)] != []
+
+
+async def test_commands_after_unload_are_refused(hass: HomeAssistant, virtual_printer: Any) -> None:
+    """Once the session is closed, commands fail with a translated error, not a crash."""
+    printer = virtual_printer("P1S")
+    coordinator = await setup_entry(hass, printer)
+    await hass.config_entries.async_unload(coordinator.config_entry.entry_id)
+    with pytest.raises(HomeAssistantError) as err:
+        await coordinator.async_send("print", "pause")
+    assert err.value.translation_key == "not_connected"

@@ -20,6 +20,7 @@ from pytest_homeassistant_custom_component.syrupy import HomeAssistantSnapshotEx
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.bambu_lan import diagnostics
 from custom_components.bambu_lan.const import CONF_PINNED_CERT, DOMAIN
 from tests.test_certificate_health import (
     async_serve,
@@ -256,3 +257,23 @@ async def test_debug_session_never_shows_the_access_code(
 
 def _flows(hass: HomeAssistant) -> list[Any]:
     return list(hass.config_entries.flow.async_progress_by_handler(DOMAIN))
+
+
+async def test_unreadable_pin_and_a_closed_session(
+    hass: HomeAssistant, virtual_printer: Callable[..., VirtualPrinter], trust_test_cas: object
+) -> None:
+    """Diagnostics describe what is there without failing on what is not."""
+    printer = virtual_printer("P1S", time_scale=0)
+    assert diagnostics._pins("not a certificate", printer.serial) == [
+        {"error": "unreadable pinned certificate"}
+    ]
+    assert diagnostics._pattern(["", ""]).search("anything") is None
+    entry = await async_setup_printer(hass, printer)
+    coordinator = entry.runtime_data
+    await hass.config_entries.async_unload(entry.entry_id)
+    coordinator.certificate = None
+    runtime = diagnostics._runtime(coordinator, printer.fingerprint)
+    assert runtime["connection"] == {"connected": False}
+    assert runtime["certificate"]["report"] is None
+    assert runtime["certificate"]["current_fingerprint"] is None
+    assert "fingerprint_matches_recorded" not in runtime["certificate"]

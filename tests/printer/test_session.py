@@ -3,38 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import socket
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import issue_registry as ir
+import paho.mqtt.client as mqtt
 import pytest
 
-from custom_components.bambu_lan.const import DOMAIN
-from custom_components.bambu_lan.coordinator import BambuCoordinator
+from custom_components.bambu_lan.printer import session as client
 from custom_components.bambu_lan.printer.session import CommandError, InvalidAuth, PrinterSession
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
 from custom_components.bambu_lan.printer.values import MAX_PAYLOAD_BYTES
-from tests.helpers import async_setup_printer, wait_until
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
-
-
-async def setup_entry(hass: HomeAssistant, printer: Any) -> BambuCoordinator:
-    """Set up a loaded entry for the printer and return its coordinator."""
-    entry = await async_setup_printer(hass, printer)
-    assert entry.state is ConfigEntryState.LOADED
-    coordinator: BambuCoordinator = entry.runtime_data
-    return coordinator
-
-
-def domain_issues(hass: HomeAssistant) -> list[ir.IssueEntry]:
-    """This integration's open repair issues."""
-    return [
-        issue
-        for (domain, _), issue in ir.async_get(hass).issues.items()
-        if domain == DOMAIN and issue.active
-    ]
 
 
 def sent_commands(printer: Any) -> list[str]:
@@ -237,3 +220,95 @@ async def test_bad_input_is_dropped(
     # Still alive: the next real command is acknowledged.
     await session.async_command("print", "print_speed", {"param": "2"})
     await session.async_close()
+
+
+async def test_pending_command_fails_when_the_link_drops(
+    open_session: Any, hass: HomeAssistant, virtual_printer: Any
+) -> None:
+    """A command still waiting for its acknowledgement fails at once when the link drops."""
+    printer = virtual_printer("X1C")
+    session = open_session(printer)
+    await session.async_connect()
+    printer.fault("ignore_next")
+    pending = asyncio.ensure_future(
+        session.async_command("print", "print_speed", {"param": "3"}, ack_timeout=30)
+    )
+    await printer.async_wait_for_command("print_speed")
+    printer.stop_broker()
+    with pytest.raises(CommandError) as err:
+        await asyncio.wait_for(pending, 10)
+    assert err.value.kind == "not_connected"
+    assert not session.connected
+    assert session.stats.disconnects == 1
+
+
+async def test_pushall_after_a_quick_reconnect_waits_out_the_interval(
+    open_session: Any, hass: HomeAssistant, virtual_printer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reconnect soon after the last pushall defers the next one instead of flooding."""
+    monkeypatch.setattr(client, "PUSHALL_MIN_INTERVAL", 1.5)
+    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
+    printer = virtual_printer("P1S")
+    session = open_session(printer)
+    await session.async_connect()
+    session.start_reconnecting()
+    await wait_until(lambda: sent_commands(printer).count("pushall") == 1)
+    printer.restart_broker()
+    await wait_until(lambda: session.stats.connects == 2)
+    assert sent_commands(printer).count("pushall") == 1  # deferred, not sent on reconnect
+    assert session._pushall_timer is not None
+    session._request_pushall()  # asking again while deferred schedules nothing more
+    await wait_until(lambda: sent_commands(printer).count("pushall") == 2)
+    await asyncio.sleep(0.2)
+    assert sent_commands(printer).count("pushall") == 2
+
+
+async def test_callbacks_from_a_stale_client_are_ignored(
+    open_session: Any, hass: HomeAssistant, virtual_printer: Any
+) -> None:
+    """Late paho callbacks for a client we already gave up on touch nothing (and close it)."""
+    printer = virtual_printer("P1S")
+    session = open_session(printer)
+    await session.async_connect()
+    stale = object()
+    left, right = socket.socketpair()
+    with right:
+        session._async_on_socket_open(stale, left, left.fileno())
+        assert left.fileno() == -1  # closed: a finished-too-late connect leaks nothing
+    session._misc(stale)  # no timer is rescheduled for it
+    assert session.connected
+    # A message on another topic (the broker's ACL would not even deliver one) is dropped.
+    dropped = session.stats.dropped_messages
+    message = mqtt.MQTTMessage(topic=b"device/OTHER/report")
+    message.payload = b'{"print": {"command": "push_status"}}'
+    session._on_message(None, None, message)
+    assert session.stats.dropped_messages == dropped + 1
+    await session.async_close()
+    session._watchdog()  # a watchdog firing after close does nothing
+    assert session._watchdog_timer is None
+
+
+async def test_acks_ignore_malformed_bodies(
+    open_session: Any, hass: HomeAssistant, virtual_printer: Any
+) -> None:
+    """A report whose type keys hold no objects cannot complete a pending command."""
+    printer = virtual_printer("X1C")
+    session = open_session(printer)
+    await session.async_connect()
+    printer.fault("ignore_next")
+    pending = asyncio.ensure_future(
+        session.async_command("print", "print_speed", {"param": "3"}, ack_timeout=2)
+    )
+    sent = (await printer.async_wait_for_command("print_speed"))["print"]
+    # Same sequence id, but under a non-object and with another command: neither matches.
+    printer.publish_raw(
+        json.dumps(
+            {
+                "print": "not an object",
+                "info": {"sequence_id": sent["sequence_id"], "command": "get_version"},
+            }
+        ).encode()
+    )
+    with pytest.raises(CommandError) as err:
+        await pending
+    assert err.value.kind == "timeout"
