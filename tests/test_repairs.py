@@ -13,6 +13,7 @@ from homeassistant.setup import async_setup_component
 import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
+from custom_components.bambu_lan import repairs
 from custom_components.bambu_lan.const import CONF_CERT_FINGERPRINT, CONF_PINNED_CERT, DOMAIN
 from custom_components.bambu_lan.issues import SIGNED_COMMANDS
 from custom_components.bambu_lan.printer.health import FIXABLE_ISSUES, CertificateIssue
@@ -275,3 +276,41 @@ def test_every_issue_has_text() -> None:
         assert text["title"], key
         assert text["description"], key
         assert ("fix_flow" in text) is (key in FIXABLE_ISSUES), key
+
+
+async def test_accept_needs_a_live_connection(
+    hass: HomeAssistant,
+    repairs_client: TestClient,
+    virtual_printer: Callable[..., VirtualPrinter],
+    trust_test_cas: object,
+) -> None:
+    """A changed certificate is accepted only from a live, verified connection."""
+    printer = virtual_printer("P1S", "v2", time_scale=0)
+    entry = await async_setup_printer(hass, printer, fingerprint=RECORDED)
+    issue = open_issues(hass, entry)["changed"]
+    await hass.config_entries.async_unload(entry.entry_id)
+    _, flow = await _start_fix(repairs_client, issue.issue_id)
+    assert flow["type"] == "abort"
+    assert flow["reason"] == "not_connected"
+    assert entry.data[CONF_CERT_FINGERPRINT] == RECORDED
+    with pytest.raises(ValueError, match="no fix data"):
+        await repairs.async_create_fix_flow(hass, issue.issue_id, None)
+
+
+async def test_accept_after_the_entry_was_removed(
+    hass: HomeAssistant,
+    repairs_client: TestClient,
+    virtual_printer: Callable[..., VirtualPrinter],
+    trust_test_cas: object,
+) -> None:
+    """A fix flow left open while its printer is deleted ends without touching anything."""
+    printer = virtual_printer("P1S", "v2", time_scale=0)
+    entry = await async_setup_printer(hass, printer, fingerprint=RECORDED)
+    issue = open_issues(hass, entry)["changed"]
+    _, flow = await _start_fix(repairs_client, issue.issue_id)
+    assert flow["type"] == "form"
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    result = await _submit(repairs_client, flow["flow_id"])
+    assert result["type"] == "abort"
+    assert result["reason"] == "entry_removed"
