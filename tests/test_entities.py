@@ -39,6 +39,7 @@ from custom_components.bambu_lan import (
     binary_sensor,
     button,
     certificate,
+    event,
     light,
     number,
     select,
@@ -156,13 +157,16 @@ def entities_snapshot(
         if (reg.translation_key or "").startswith("certificate"):
             continue
         state = hass.states.get(reg.entity_id)
+        shown = state.state if state else None
+        if reg.domain == "event" and shown not in (None, STATE_UNKNOWN, STATE_UNAVAILABLE):
+            shown = "<fired>"  # an event's state is the wall-clock time it fired
         result[reg.entity_id] = {
             "unique_id": reg.unique_id,
             "translation_key": reg.translation_key,
             "device_class": reg.original_device_class,
             "entity_category": reg.entity_category,
             "disabled_by": reg.disabled_by,
-            "state": state.state if state else None,
+            "state": shown,
             "attributes": dict(state.attributes) if state else None,
         }
     return result
@@ -452,6 +456,7 @@ def test_translations_and_icons_cover_every_entity() -> None:
         "sensor": [*sensor.SENSORS, sensor.END_TIME, *certificate.CERTIFICATE_SENSORS],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
         "button": list(button.BUTTONS),
+        "event": list(event.EVENTS),
         "light": [light.DESCRIPTION],
         "number": list(number.NUMBERS),
         "select": [select.SPEED_PROFILE],
@@ -464,3 +469,6 @@ def test_translations_and_icons_cover_every_entity() -> None:
             assert translated["name"], description.key
             options = getattr(description, "options", None) or []
             assert set(options) <= set(translated.get("state", {})), description.key
+            event_types = getattr(description, "event_types", None) or []
+            event_states = translated.get("state_attributes", {}).get("event_type", {})
+            assert set(event_types) <= set(event_states.get("state", {})), description.key

@@ -14,6 +14,7 @@ from .coordinator import BambuConfigEntry, BambuCoordinator
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.EVENT,
     Platform.LIGHT,
     Platform.NUMBER,
     Platform.SELECT,

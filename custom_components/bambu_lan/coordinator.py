@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime, timedelta
 import logging
+import time
 from typing import Any, Final
 
 from homeassistant.config_entries import ConfigEntry
@@ -14,7 +16,7 @@ from homeassistant.exceptions import (
     ConfigEntryNotReady,
     HomeAssistantError,
 )
-from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
@@ -28,6 +30,7 @@ from .const import (
     DOMAIN,
     MQTT_PORT,
 )
+from .printer.events import EventTracker, PrinterEvent
 from .printer.health import CertificateHealth, evaluate_health
 from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
 from .printer.state import PrinterState
@@ -68,6 +71,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.tls_error_at: str | None = None
         self._full_report = asyncio.Event()
         self._unavailable_logged = False
+        # Outlives reconnects, so a reconnect's full report repeats no event.
+        self.events = EventTracker()
+        self._event_listeners: list[Callable[[PrinterEvent], None]] = []
+        self._flush_timer: CALLBACK_TYPE | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -121,6 +128,9 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     async def async_close(self) -> None:
         """Close the connection (unload, or a failed setup)."""
+        if self._flush_timer is not None:
+            self._flush_timer()
+            self._flush_timer = None
         if self.session is not None:
             await self.session.async_close()
             self.session = None
@@ -139,6 +149,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             if not self.state.apply(message):
                 return
             self._check_signed_commands()
+            if self.state.full_state_received:
+                self._dispatch(self.events.update(self.state, time.monotonic()))
             if not self._full_report.is_set():
                 if self.state.full_state_received:
                     self._full_report.set()
@@ -186,6 +198,38 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
                     return True
             self._record_tls_error(error)
         return True
+
+    # --- events ------------------------------------------------------------------------------
+
+    @callback
+    def async_add_event_listener(
+        self, listener: Callable[[PrinterEvent], None]
+    ) -> Callable[[], None]:
+        """Call `listener` with every derived event; returns the function that stops it."""
+        self._event_listeners.append(listener)
+        return lambda: self._event_listeners.remove(listener)
+
+    def _dispatch(self, events: list[PrinterEvent]) -> None:
+        for event in events:
+            for listener in list(self._event_listeners):
+                listener(event)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        """Wake up when a vanished HMS code has stayed away long enough to count as cleared."""
+        if self._flush_timer is not None:
+            self._flush_timer()
+            self._flush_timer = None
+        due = self.events.next_flush()
+        if due is not None:
+            self._flush_timer = async_call_later(
+                self.hass, max(0.0, due - time.monotonic()), self._async_flush
+            )
+
+    @callback
+    def _async_flush(self, _now: datetime) -> None:
+        self._flush_timer = None
+        self._dispatch(self.events.flush(time.monotonic()))
 
     # --- certificate bookkeeping -------------------------------------------------------------
 

@@ -33,6 +33,7 @@ from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity, device_info
 from .printer.codes import SPEED_LEVELS, STAGE_NAMES
+from .printer.events import hms_details
 from .printer.models import has_chamber_sensor
 from .printer.state import PrinterState
 from .printer.values import Nozzle
@@ -86,6 +87,14 @@ def _print_error(state: PrinterState) -> str | None:
     if error is None:
         return None
     return state.print_error_code or "0000_0000"
+
+
+def _hms_attributes(state: PrinterState) -> dict[str, Any]:
+    entries = state.hms
+    return {
+        "codes": [entry.code for entry in entries],
+        "errors": [hms_details(entry) for entry in entries],
+    }
 
 
 def _nozzle(state: PrinterState, nozzle_id: int) -> Nozzle | None:
@@ -224,7 +233,7 @@ SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
         translation_key="hms_errors",
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda state: len(state.hms_codes),
-        attrs_fn=lambda state: {"codes": state.hms_codes},
+        attrs_fn=_hms_attributes,
     ),
     BambuSensorEntityDescription(
         key="wifi_signal",

@@ -10,6 +10,8 @@ DOOR_OPEN_BIT: Final = 0x00800000
 SIGNED_COMMANDS_BIT: Final = 0x20000000
 """Bit of `print.fun` set when the firmware only accepts signed commands."""
 SDCARD_PRESENT_BIT: Final = 0x100
+CANCELLED_BY_USER: Final = 0x0300400C
+"""`print_error` after the user stopped the job ("0300_400C")."""
 
 GCODE_STATES: Final = frozenset(
     {"IDLE", "PREPARE", "RUNNING", "PAUSE", "FINISH", "FAILED", "SLICING", "INIT"}
