@@ -14,6 +14,7 @@ from homeassistant.const import (
     STATE_UNKNOWN,
 )
 from homeassistant.core import Event, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
 import pytest
 
 from custom_components.bambu_lan.printer import events
@@ -208,7 +209,11 @@ async def test_nothing_invented_at_restart(
     await recorder.wait_for(hass, 1)
     last = recorder_state(hass, "event.p1s_print")
 
+    coordinator = entry.runtime_data
     await hass.config_entries.async_unload(entry.entry_id)
+    with pytest.raises(HomeAssistantError) as err:  # an unloaded printer sends nothing
+        await coordinator.async_send("print", "pause")
+    assert err.value.translation_key == "not_connected"
     printer.set_state({"gcode_state": "FINISH"})
     printer.raise_hms(HMS_ATTR, HMS_CODE)
     await hass.config_entries.async_setup(entry.entry_id)
