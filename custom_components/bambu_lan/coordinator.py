@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 import logging
 import time
-from typing import Any, Final
+from typing import Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -30,6 +30,7 @@ from .const import (
     DOMAIN,
     MQTT_PORT,
 )
+from .fanout import ReportFanout
 from .printer.events import EventTracker, PrinterEvent
 from .printer.health import CertificateHealth, evaluate_health
 from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
@@ -75,6 +76,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.events = EventTracker()
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
         self._flush_timer: CALLBACK_TYPE | None = None
+        self.fanout = ReportFanout(hass.loop, self._deliver)
+        """Entities register the report keys they read here; reports reach only their readers."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -137,6 +140,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     async def async_shutdown(self) -> None:
         """Close the session along with the coordinator."""
+        self.fanout.cancel()
         await super().async_shutdown()
         await self.async_close()
 
@@ -144,7 +148,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     @callback
     def on_report(self, message: dict[str, Any]) -> None:
-        """Merge a report; notify entities only when something changed."""
+        """Merge a report; tell the entities that read what it changed."""
         try:
             if not self.state.apply(message):
                 return
@@ -155,11 +159,29 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
                 if self.state.full_state_received:
                     self._full_report.set()
                 return
-            # Entities skip their refresh when this report changed none of the keys they read.
-            self.async_set_updated_data(self.state)
+            self.fanout.notify(self.state.changed_keys)
         finally:
             # Every other update (connect, disconnect, certificate, daily check) refreshes all.
             self.state.changed_keys = None
+
+    def _deliver(self, changed: frozenset[str] | None) -> None:
+        """Call the readers of `changed` (every entity for None, or while unavailable)."""
+        self.state.changed_keys = changed
+        try:
+            if changed is None or not self.last_update_success:
+                self.async_set_updated_data(self.state)
+                return
+            for listener in self.fanout.readers(changed):
+                listener()
+        finally:
+            self.state.changed_keys = None
+
+    @callback
+    @override
+    def async_update_listeners(self) -> None:
+        """Refresh every entity; a delivery that was waiting for the throttle is covered."""
+        self.fanout.delivered_all()
+        super().async_update_listeners()
 
     @callback
     def on_connected(self, certificate: CertificateReport) -> None:

@@ -31,9 +31,10 @@ def device_info(coordinator: BambuCoordinator) -> DeviceInfo:
 class BambuEntity(CoordinatorEntity[BambuCoordinator]):
     """An entity of one printer.
 
-    Coordinator updates arrive for every report that changed something in the printer's state;
-    most of them leave most entities as they were. An entity is evaluated again only when the
-    report changed a key it read last time, and written only when what it shows changed.
+    A report reaches the entity only when it changed a report key the entity read last time
+    (the coordinator's fan-out indexes the recorded reads); every other update (connection,
+    availability, get_version, certificate) reaches every entity. The entity is written only
+    when what it shows changed.
     """
 
     _attr_has_entity_name = True
@@ -73,13 +74,24 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         try:
             shown = (self.available, *self._refresh())
         finally:
-            self._reads = state.recorded_reads()
+            reads, self._reads = self._reads, state.recorded_reads()
+            if reads != self._reads:
+                self.coordinator.fanout.index(
+                    self._handle_coordinator_update, reads or (), self._reads
+                )
         return shown
 
     async def async_added_to_hass(self) -> None:
         """Compute the first state before Home Assistant writes it."""
         await super().async_added_to_hass()
         self._written = self._evaluate()
+
+    async def async_will_remove_from_hass(self) -> None:
+        """Leave the fan-out's index."""
+        await super().async_will_remove_from_hass()
+        if self._reads:
+            self.coordinator.fanout.index(self._handle_coordinator_update, self._reads, ())
+        self._reads = None
 
 
 class BambuControlEntity(BambuEntity):

@@ -334,6 +334,14 @@ class Firmware:
             case "signed_commands":
                 self.sim.set_signed_commands(bool(args.get("required", True)))
                 self.push(time.monotonic(), force=True)
+            case "flood":
+                # `count` reports back to back, each moving one field: the Wi-Fi signal
+                # ("-<30 + i % 60>dBm") or a numeric field given as `field` (i).
+                field = str(args.get("field", "wifi_signal"))
+                for i in range(int(args.get("count", 1000))):
+                    wifi = field == "wifi_signal"
+                    self.sim.state[field] = f"-{30 + i % 60}dBm" if wifi else i
+                    self.push(time.monotonic(), force=True)
             case _:
                 raise ValueError(f"unknown fault {name!r}")
 

@@ -249,7 +249,9 @@ class VirtualPrinter:
         "resume"; "malformed" with kind= one of firmware.MALFORMED_KINDS; "refuse_next"
         (optional reason=: the next command gets result "failed"); "ignore_next" (no ack);
         "signed_commands" (required=True/False: set `print.fun` bit 0x20000000 and refuse every
-        command but ledctrl)."""
+        command but ledctrl); "flood" (count=N reports back to back, each moving one field:
+        field="wifi_signal" (the default) says -<30 + i % 60>dBm, another numeric field gets
+        i)."""
         self._call("fault", name=name, **params)
 
     def publish_raw(self, data: bytes, topic: str | None = None) -> None:

@@ -33,10 +33,39 @@ from .values import (
 _MISSING: Final = object()
 
 
+SHARED_BLOCKS: Final = frozenset({"device", "ams"})
+"""Top-level objects that many unrelated entities read parts of.
+
+Reads and changes inside them are named one level down (`device.bed`, `ams.tray_now`), so that a
+change to one part wakes only the entities that read that part.
+"""
+
+
 class Readable(Protocol):
     """What accessors read from: the `print` dict, or a recorder of the keys read."""
 
     def get(self, key: str, default: Any = None, /) -> Any: ...
+
+
+class ReadRecorder:
+    """Reads through to the print object and remembers which keys were read.
+
+    Top-level keys are recorded as they are; a part of a shared block as `block.part`.
+    """
+
+    __slots__ = ("_data", "keys")
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+        self.keys: set[str] = set()
+
+    def get(self, key: str, default: Any = None, /) -> Any:
+        self.keys.add(key)
+        return self._data.get(key, default)
+
+    def part(self, key: str, sub: str) -> Any:
+        self.keys.add(f"{key}.{sub}")
+        return dig(self._data.get(key), sub)
 
 
 class StateFields:
@@ -44,6 +73,13 @@ class StateFields:
 
     _view: Readable
     _model: PrinterModel | None
+
+    def _part(self, key: str, sub: str) -> Any:
+        """`print[key][sub]` of a shared block (see `SHARED_BLOCKS`), recorded at that depth."""
+        view = self._view
+        if type(view) is ReadRecorder:
+            return view.part(key, sub)
+        return dig(view.get(key), sub)
 
     # --- job ----------------------------------------------------------------------------------
 
@@ -137,25 +173,25 @@ class StateFields:
     @property
     def bed_temp(self) -> float | None:
         """Bed temperature (°C)."""
-        packed = unpack_temp(dig(self._view.get("device"), "bed", "info", "temp"))
+        packed = unpack_temp(dig(self._part("device", "bed"), "info", "temp"))
         return packed[0] if packed else to_float(self._view.get("bed_temper"))
 
     @property
     def bed_target(self) -> float | None:
         """Bed target (°C)."""
-        packed = unpack_temp(dig(self._view.get("device"), "bed", "info", "temp"))
+        packed = unpack_temp(dig(self._part("device", "bed"), "info", "temp"))
         return packed[1] if packed else to_float(self._view.get("bed_target_temper"))
 
     @property
     def chamber_temp(self) -> float | None:
         """Chamber temperature as reported; junk on models without a sensor (gate on model)."""
-        packed = unpack_temp(dig(self._view.get("device"), "ctc", "info", "temp"))
+        packed = unpack_temp(dig(self._part("device", "ctc"), "info", "temp"))
         return packed[0] if packed else to_float(self._view.get("chamber_temper"))
 
     @property
     def chamber_target(self) -> float | None:
         """Chamber target (°C); only H2-style printers report it."""
-        packed = unpack_temp(dig(self._view.get("device"), "ctc", "info", "temp"))
+        packed = unpack_temp(dig(self._part("device", "ctc"), "info", "temp"))
         return packed[1] if packed else None
 
     def _active_nozzle_temps(self) -> tuple[float, float] | None:
@@ -166,7 +202,7 @@ class StateFields:
         return None
 
     def _extruder_infos(self) -> list[dict[str, Any]]:
-        infos = dig(self._view.get("device"), "extruder", "info")
+        infos = dig(self._part("device", "extruder"), "info")
         return [item for item in infos if type(item) is dict] if type(infos) is list else []
 
     # --- nozzles (H2D dual nozzle) ------------------------------------------------------------
@@ -175,7 +211,7 @@ class StateFields:
     def nozzles(self) -> list[Nozzle]:
         """Every nozzle the printer reports in `device.extruder.info`, ordered by id."""
         details: dict[int | None, dict[str, Any]] = {}
-        infos = dig(self._view.get("device"), "nozzle", "info")
+        infos = dig(self._part("device", "nozzle"), "info")
         if type(infos) is list:
             details = {to_int(item.get("id")): item for item in infos if type(item) is dict}
         nozzles = []
@@ -199,7 +235,7 @@ class StateFields:
     @property
     def is_dual_nozzle(self) -> bool:
         """Two nozzles: from `device.extruder.state` (low 4 bits = count), else the list."""
-        state = to_int(dig(self._view.get("device"), "extruder", "state"))
+        state = to_int(dig(self._part("device", "extruder"), "state"))
         if state is not None:
             return state & 0xF >= 2
         return len(self._extruder_infos()) >= 2
@@ -207,7 +243,7 @@ class StateFields:
     @property
     def active_nozzle(self) -> int | None:
         """Id of the active nozzle (bits 4-7 of `device.extruder.state`): 0 right, 1 left."""
-        state = to_int(dig(self._view.get("device"), "extruder", "state"))
+        state = to_int(dig(self._part("device", "extruder"), "state"))
         return None if state is None else (state >> 4) & 0xF
 
     @property
@@ -362,7 +398,7 @@ class StateFields:
     @property
     def ams_units(self) -> list[AmsUnit]:
         """The AMS units the printer reports, ordered by id."""
-        units = dig(self._view.get("ams"), "ams")
+        units = self._part("ams", "ams")
         if type(units) is not list:
             return []
         parsed = [unit for unit in map(parse_ams_unit, units) if unit is not None]
@@ -371,7 +407,7 @@ class StateFields:
     @property
     def active_tray(self) -> int | None:
         """Loaded tray (`ams.tray_now`): ams_id * 4 + slot, 254 external; None when none."""
-        value = to_int(dig(self._view.get("ams"), "tray_now"))
+        value = to_int(self._part("ams", "tray_now"))
         return None if value is None or value == 255 or value < 0 else value
 
     @property

@@ -20,13 +20,17 @@ type _Check = Callable[[Any], bool]
 
 
 class _Obj:
-    """Schema of a JSON object: known fields and whether it is a filament tray."""
+    """Schema of a JSON object: known fields, whether it is a filament tray, and whether it is
+    a block shared by unrelated readers (its changed parts are named, e.g. `device.bed`)."""
 
-    __slots__ = ("fields", "tray")
+    __slots__ = ("fields", "shared", "tray")
 
-    def __init__(self, fields: Mapping[str, _Spec], *, tray: bool = False) -> None:
+    def __init__(
+        self, fields: Mapping[str, _Spec], *, tray: bool = False, shared: bool = False
+    ) -> None:
         self.fields = fields
         self.tray = tray
+        self.shared = shared
 
 
 class _ById:
@@ -138,38 +142,69 @@ def merge_obj(
     full: bool,
     *,
     changed_keys: set[str] | None = None,
+    prefix: str = "",
 ) -> bool:
     """Merge `delta` into `target` (at nesting `depth`) in place; True if anything changed.
 
-    `changed_keys`, at the top level, collects the keys whose value changed.
+    `changed_keys` collects the keys whose value changed (as `prefix` + key), and inside a
+    shared block (`_Obj.shared`) the changed parts too, as `block.part`.
     """
+    get = target.get
+    # Fast path: one C-level comparison per key (nested objects compare as a whole), so a
+    # report that repeats the stored state, the common case for X1 full reports, costs no
+    # recursion and no per-field work. NaN never equals itself and goes the slow way.
+    differing = [key for key, value in delta.items() if get(key, _MISSING) != value]
+    if not differing:
+        return False
     changed = False
     fields = spec.fields
-    for key, value in delta.items():
-        old = target.get(key, _MISSING)
-        if old is value or old == value:  # `is`: a NaN equals itself here
-            continue  # the common case for X1 full reports: most fields repeat
-        if _merge_field(target, key, old, value, fields.get(key, _ANY), depth=depth + 1, full=full):
+    for key in differing:
+        value = delta[key]
+        old = get(key, _MISSING)
+        if old is value:  # the very same object: a NaN stored and passed again
+            continue
+        field = fields.get(key, _ANY)
+        parts = (
+            changed_keys
+            if changed_keys is not None and type(field) is _Obj and field.shared
+            else None
+        )
+        if _merge_field(target, key, old, value, field, depth=depth + 1, full=full, parts=parts):
             changed = True
             if changed_keys is not None:
-                changed_keys.add(key)
+                changed_keys.add(prefix + key)
     return changed
 
 
 def _merge_field(
-    target: dict[str, Any], key: str, old: Any, value: Any, spec: _Spec, *, depth: int, full: bool
+    target: dict[str, Any],
+    key: str,
+    old: Any,
+    value: Any,
+    spec: _Spec,
+    *,
+    depth: int,
+    full: bool,
+    parts: set[str] | None = None,
 ) -> bool:
-    """Merge one differing value into `target[key]`; `depth` is the value's nesting level."""
+    """Merge one differing value into `target[key]`; `depth` is the value's nesting level.
+
+    `parts`, for a shared block, collects its changed parts as `key.part`.
+    """
     if isinstance(spec, _Obj):
         if type(value) is not dict or depth > _MAX_DEPTH:
             return False
         if spec.tray and _is_empty_tray(value):
             target[key] = _empty_tray(value)
             return True
+        prefix = "" if parts is None else f"{key}."
         if type(old) is dict:
-            return merge_obj(old, value, spec, depth, full)
+            return merge_obj(old, value, spec, depth, full, changed_keys=parts, prefix=prefix)
         fresh: dict[str, Any] = {}
-        if merge_obj(fresh, value, spec, depth, full) or not value:
+        if (
+            merge_obj(fresh, value, spec, depth, full, changed_keys=parts, prefix=prefix)
+            or not value
+        ):
             target[key] = fresh
             return True
         return False
@@ -274,7 +309,8 @@ _DEVICE: Final = _Obj(
         "nozzle": _Obj({"info": _ById(_Obj({"id": _is_id, "diameter": _is_num, "type": _is_str}))}),
         "bed": _PACKED_TEMP_HOLDER,
         "ctc": _PACKED_TEMP_HOLDER,
-    }
+    },
+    shared=True,
 )
 
 PRINT_SCHEMA: Final = _Obj(
@@ -326,7 +362,8 @@ PRINT_SCHEMA: Final = _Obj(
                 "tray_pre": _is_num,
                 "ams_exist_bits": _is_hex,
                 "tray_exist_bits": _is_hex,
-            }
+            },
+            shared=True,
         ),
         "vt_tray": _TRAY,
         "vir_slot": _ById(_TRAY),

@@ -23,26 +23,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .fields import Readable, StateFields
+from .fields import Readable, ReadRecorder, StateFields
 from .merge import PRINT_SCHEMA, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
 from .values import AP_BOARDS, ModuleInfo, parse_module_info
 
 # --- the state ----------------------------------------------------------------------------------
-
-
-class _KeyRecorder:
-    """Reads through to the print object and remembers which top-level keys were read."""
-
-    __slots__ = ("_data", "keys")
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-        self.keys: set[str] = set()
-
-    def get(self, key: str, default: Any = None, /) -> Any:
-        self.keys.add(key)
-        return self._data.get(key, default)
 
 
 class PrinterState(StateFields):
@@ -56,7 +42,11 @@ class PrinterState(StateFields):
         # while an entity refreshes (see `record_reads`).
         self._view: Readable = self._print
         self.changed_keys: frozenset[str] | None = None
-        """Top-level `print` keys the last `apply` changed; None: anything may have changed."""
+        """`print` keys the last `apply` changed; None: anything may have changed.
+
+        A change inside a shared block (`fields.SHARED_BLOCKS`) names the block and the part
+        (`device` and `device.bed`), matching what `recorded_reads` names.
+        """
         self._modules: dict[str, ModuleInfo] = {}
         self._model = model_from_serial(self.serial)
         self.full_state_received = False
@@ -92,8 +82,8 @@ class PrinterState(StateFields):
         return changed
 
     def record_reads(self) -> None:
-        """Start recording which top-level `print` keys the accessors read."""
-        self._view = _KeyRecorder(self._print)
+        """Start recording which `print` keys the accessors read (see `SHARED_BLOCKS`)."""
+        self._view = ReadRecorder(self._print)
 
     def recorded_reads(self) -> frozenset[str]:
         """Stop recording; the keys read since `record_reads`.
@@ -102,7 +92,7 @@ class PrinterState(StateFields):
         so it need not be evaluated again (the coordinator's fan-out stays small).
         """
         view, self._view = self._view, self._print
-        return frozenset(view.keys) if isinstance(view, _KeyRecorder) else frozenset()
+        return frozenset(view.keys) if isinstance(view, ReadRecorder) else frozenset()
 
     def _apply_status(self, status: dict[str, Any]) -> bool:
         full = type(status.get("msg")) is int and status["msg"] == 0

@@ -1,0 +1,110 @@
+"""Which entities a report concerns, and how often they may be told about reports.
+
+A printer reports about once a second (X1: its whole state; P1/A1/H2: the few fields that moved)
+and most reports change one or two values that one or two of its ~40 entities show. Calling every
+entity's handler for every report would cost more than the report itself, so entities register
+the report keys they read (`PrinterState.recorded_reads`) in an index and only the readers of a
+changed key are called. A printer that floods reports (a firmware bug, a replayed stream) has
+every report merged, but its entities are told at most `RATE` times a second; the last state
+is always delivered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from typing import Final
+
+RATE: Final = 5.0
+"""Deliveries per second a printer's reports may cause, at most, over a sustained flood."""
+BURST: Final = 5
+"""Deliveries allowed back to back before `RATE` applies (ordinary traffic never waits)."""
+
+type Listener = Callable[[], None]
+type Deliver = Callable[[frozenset[str] | None], None]
+
+
+class ReportFanout:
+    """Index of report key → listeners, and a token bucket in front of the delivery."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, deliver: Deliver) -> None:
+        """`deliver(changed)` tells the entities (None: all of them) about `changed` keys."""
+        self._loop = loop
+        self._deliver = deliver
+        self._readers: dict[str, dict[Listener, None]] = {}
+        self._tokens = float(BURST)
+        self._tokens_at = loop.time()
+        self._pending: frozenset[str] | None = frozenset()
+        self._flush: asyncio.TimerHandle | None = None
+
+    # --- the index ---------------------------------------------------------------------------
+
+    def index(self, listener: Listener, old: Iterable[str], new: Iterable[str]) -> None:
+        """Move `listener` from the keys it read before (`old`) to the ones it reads now."""
+        old_keys, new_keys = set(old), set(new)
+        for key in old_keys - new_keys:
+            readers = self._readers.get(key)
+            if readers is not None:
+                readers.pop(listener, None)
+                if not readers:
+                    del self._readers[key]
+        for key in new_keys - old_keys:
+            self._readers.setdefault(key, {})[listener] = None
+
+    def readers(self, changed: Iterable[str]) -> list[Listener]:
+        """The listeners that read any of `changed`, each once, in registration order."""
+        found: dict[Listener, None] = {}
+        for key in changed:
+            if (readers := self._readers.get(key)) is not None:
+                found.update(readers)
+        # A copy: listeners re-register their reads while they are called.
+        return list(found)
+
+    @property
+    def indexed_keys(self) -> frozenset[str]:
+        """Keys at least one listener reads (for tests and diagnostics)."""
+        return frozenset(self._readers)
+
+    # --- the throttle ------------------------------------------------------------------------
+
+    def notify(self, changed: frozenset[str] | None) -> None:
+        """A report changed `changed` (None: anything may have): deliver now or soon."""
+        if self._flush is not None:  # already waiting: this report joins the next delivery
+            self._pending = self._join(self._pending, changed)
+            return
+        now = self._loop.time()
+        self._tokens = min(float(BURST), self._tokens + (now - self._tokens_at) * RATE)
+        self._tokens_at = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            self._deliver(changed)
+            return
+        self._pending = changed
+        self._flush = self._loop.call_at(now + (1.0 - self._tokens) / RATE, self._deliver_pending)
+
+    def delivered_all(self) -> None:
+        """Every entity was just refreshed by other means: nothing is pending any more."""
+        self.cancel()
+
+    def cancel(self) -> None:
+        """Drop a pending delivery (unload, or everything was refreshed anyway)."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._pending = frozenset()
+
+    def _deliver_pending(self) -> None:
+        self._flush = None
+        changed, self._pending = self._pending, frozenset()
+        now = self._loop.time()
+        self._tokens = min(float(BURST), self._tokens + (now - self._tokens_at) * RATE) - 1.0
+        self._tokens_at = now
+        self._deliver(changed)
+
+    @staticmethod
+    def _join(
+        pending: frozenset[str] | None, changed: frozenset[str] | None
+    ) -> frozenset[str] | None:
+        if pending is None or changed is None:
+            return None
+        return pending | changed
