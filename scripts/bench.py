@@ -8,9 +8,15 @@ figure so that the numbers can be tracked over time. Not a test: nothing here as
    session to a virtual printer, then recorded report payloads handed to the session's message
    callback (decode → ack matching → merge → coordinator → entities → state machine), timed with
    the thread's CPU clock; state writes are counted at the state machine.
-3. A farm of 20 virtual printers (real mosquitto + firmware processes, real TLS) publishing at
-   1 Hz into one Home Assistant instance: CPU share of this process over a window, minus the
-   same window with no printers, and traced memory per printer.
+   The entity fan-out's flood throttle is lifted here, so that every message is delivered and
+   the figures are per message, not per throttled batch. `x1_full_nochange` is an X1 full report
+   that repeats the stored state (only its sequence number moves).
+3. A flood: one printer's session handed 1000 P1 deltas a second (to its message callback, so
+   TLS reads are not in it) with the throttle on: CPU share of this process over the window.
+4. Farms of virtual printers (real mosquitto + firmware processes, real TLS) publishing at 1 Hz
+   into one Home Assistant instance, 20 (a mix of X1C, P1S, A1 mini, H2D) and 100 (10 % X1C full
+   reports, the rest P1S / A1 mini / H2D deltas): CPU share of this process over a window, minus
+   the same window with no printers, and traced memory per printer.
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
     async_test_home_assistant,
 )
 
+from custom_components.bambu_lan import fanout  # noqa: E402
 from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
 from custom_components.bambu_lan.printer import tls  # noqa: E402
 from custom_components.bambu_lan.printer.state import PrinterState  # noqa: E402
@@ -168,7 +175,35 @@ async def add_printer(hass: HomeAssistant, printer: VirtualPrinter) -> MockConfi
     return entry
 
 
+class Unthrottled:
+    """Lift the fan-out's flood throttle (for per-message figures) while inside."""
+
+    def __enter__(self) -> None:
+        self._saved = fanout.RATE, fanout.BURST
+        fanout.RATE, fanout.BURST = 1e9, 10**9
+
+    def __exit__(self, *_exc: object) -> None:
+        fanout.RATE, fanout.BURST = self._saved
+
+
+def feeder(session: Any, serial: str) -> Any:
+    """Hand payloads to the session's MQTT message callback, as paho would."""
+    topic = f"device/{serial}/report".encode()
+
+    def feed(payload: bytes) -> None:
+        message = MQTTMessage(topic=topic)
+        message.payload = payload
+        session._on_message(None, None, message)
+
+    return feed
+
+
 async def bench_pipeline(hass: HomeAssistant, cas: Any, n: int) -> None:
+    with Unthrottled():
+        await _bench_pipeline(hass, cas, n)
+
+
+async def _bench_pipeline(hass: HomeAssistant, cas: Any, n: int) -> None:
     writes = WriteCounter()
     for name, (model, full, stream) in STREAMS.items():
         printer = VirtualPrinter(
@@ -183,13 +218,7 @@ async def bench_pipeline(hass: HomeAssistant, cas: Any, n: int) -> None:
             coordinator = entry.runtime_data
             session = coordinator.session
             entities = len(hass.states.async_entity_ids(None))
-            topic = f"device/{printer.serial}/report".encode()
-
-            def feed(payload: bytes, *, session: Any = session, topic: bytes = topic) -> None:
-                message = MQTTMessage(topic=topic)
-                message.payload = payload
-                session._on_message(None, None, message)
-
+            feed = feeder(session, printer.serial)
             feed(r.payload(full()))
             await hass.async_block_till_done()
             payloads = stream(n)
@@ -213,14 +242,90 @@ async def bench_pipeline(hass: HomeAssistant, cas: Any, n: int) -> None:
             line(f"{name}_entities", entities)
             if name == "p1_delta":
                 line("state_writes_per_unchanged_msg", unchanged)
+            if name == "x1_full":
+                await bench_x1_nochange(hass, feed, writes, n)
             await hass.config_entries.async_remove(entry.entry_id)
             await hass.async_block_till_done()
         finally:
             printer.close()
 
 
+async def bench_x1_nochange(hass: HomeAssistant, feed: Any, writes: WriteCounter, n: int) -> None:
+    """X1 full reports that repeat the stored state; only the sequence number moves."""
+    payloads = [r.payload(r.x1c_full_report(9000 + i)) for i in range(n)]
+    feed(r.payload(r.x1c_full_report(8999)))
+    await hass.async_block_till_done()
+    samples = []
+    before = writes.count
+    for payload in payloads:
+        start = time.thread_time_ns()
+        feed(payload)
+        samples.append(time.thread_time_ns() - start)
+    await hass.async_block_till_done()
+    line("x1_full_nochange_cpu_us_per_msg", statistics.median(samples) / 1000, "us")
+    line("x1_full_nochange_state_writes_per_msg", (writes.count - before) / len(payloads))
+
+
+async def bench_flood(hass: HomeAssistant, cas: Any, window: float, rate: int = 1000) -> None:
+    """One printer's session receives `rate` P1 deltas a second; the throttle is on."""
+    printer = VirtualPrinter(
+        cas,
+        serial=default_serial("P1S", 95),
+        access_code=ACCESS_CODE,
+        model="P1S",
+        push_interval=3600,
+    ).start()
+    writes = WriteCounter()
+    try:
+        entry = await add_printer(hass, printer)
+        feed = feeder(entry.runtime_data.session, printer.serial)
+        feed(r.payload(r.p1s_full_report()))
+        payloads = p1_stream(rate)
+        await asyncio.sleep(1)
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        await asyncio.sleep(window)
+        idle = (time.process_time() - cpu0) / (time.monotonic() - wall0)
+
+        batch = rate // 100  # every 10 ms
+        before = writes.count
+        cpu0, wall0 = time.process_time(), time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - wall0) < window:
+            due = int(elapsed * rate)
+            while sent < due:
+                for _ in range(min(batch, due - sent)):
+                    feed(payloads[sent % len(payloads)])
+                    sent += 1
+            await asyncio.sleep(0.01)
+        elapsed = time.monotonic() - wall0
+        busy = (time.process_time() - cpu0) / elapsed
+        await hass.async_block_till_done()
+        line("flood_messages_per_s", sent / elapsed, "msg/s")
+        line("flood_cpu_percent", max(busy - idle, 0.0) * 100, "%")
+        line("flood_state_writes_per_s", (writes.count - before) / elapsed)
+        await hass.config_entries.async_remove(entry.entry_id)
+        await hass.async_block_till_done()
+    finally:
+        printer.close()
+
+
+def farm_models(count: int) -> list[str]:
+    """20: the usual mix; 100: 10 % X1C (full reports), the rest P1S / A1 mini / H2D deltas."""
+    if count < 100:
+        mix = ["P1S", "X1C", "A1MINI", "H2D"]
+        return [mix[i % len(mix)] for i in range(count)]
+    deltas = ["P1S", "A1MINI", "H2D"]
+    return ["X1C" if i % 10 == 0 else deltas[i % len(deltas)] for i in range(count)]
+
+
 async def bench_farm(
-    hass: HomeAssistant, cas: Any, count: int, window: float, *, profile: bool = False
+    hass: HomeAssistant,
+    cas: Any,
+    count: int,
+    window: float,
+    *,
+    profile: bool = False,
+    last: bool = False,
 ) -> None:
     printers: list[VirtualPrinter] = []
     try:
@@ -230,9 +335,7 @@ async def bench_farm(
         await asyncio.sleep(window)
         idle = (time.process_time() - cpu0) / (time.monotonic() - wall0)
 
-        models = ["P1S", "X1C", "A1MINI", "H2D"]
-        for i in range(count):
-            model = models[i % len(models)]
+        for i, model in enumerate(farm_models(count)):
             printers.append(
                 VirtualPrinter(
                     cas,
@@ -270,6 +373,8 @@ async def bench_farm(
         line(f"farm{count}_cpu_percent", max(busy - idle, 0.0) * 100, "%")
         line(f"farm{count}_loop_thread_cpu_percent", loop_busy * 100, "%")
         line(f"farm{count}_mem_per_printer_kib", traced / count / 1024, "KiB")
+        if last:
+            line("farm_mem_per_printer_kib", traced / count / 1024, "KiB")
         for entry in entries:
             await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
@@ -288,15 +393,28 @@ async def run(args: argparse.Namespace) -> None:
             hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
             if not args.skip_pipeline:
                 await bench_pipeline(hass, cas, args.messages)
-            if args.farm:
-                await bench_farm(hass, cas, args.farm, args.window, profile=args.profile)
+            if args.flood:
+                await bench_flood(hass, cas, args.window / 2)
+            farms = [int(count) for count in args.farm.split(",") if int(count) > 0]
+            for count in farms:
+                await bench_farm(
+                    hass,
+                    cas,
+                    count,
+                    args.window,
+                    profile=args.profile,
+                    last=count == farms[-1],
+                )
             await hass.async_stop(force=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=500, help="messages per stream")
-    parser.add_argument("--farm", type=int, default=20, help="printers in the farm (0: skip)")
+    parser.add_argument(
+        "--farm", default="20,100", help="printers per farm, comma-separated (0: no farm)"
+    )
+    parser.add_argument("--no-flood", dest="flood", action="store_false", help="skip the flood")
     parser.add_argument("--window", type=float, default=20.0, help="farm CPU window, seconds")
     parser.add_argument("--profile", action="store_true", help="cProfile the farm window (stderr)")
     parser.add_argument("--skip-pipeline", action="store_true", help=argparse.SUPPRESS)
