@@ -9,6 +9,7 @@ import logging
 from typing import Any, Final, override
 
 from homeassistant.components.sensor import (
+    DOMAIN as SENSOR_DOMAIN,
     SensorDeviceClass,
     SensorEntity,
     SensorEntityDescription,
@@ -31,10 +32,11 @@ from homeassistant.util.dt import utcnow  # imported by name: tests pin this mod
 from .certificate import certificate_entities
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
-from .entity import BambuEntity, device_info
+from .entity import BambuEntity, async_remove_stale_entities, device_info
 from .printer.codes import SPEED_LEVELS, STAGE_NAMES
 from .printer.events import hms_details
 from .printer.models import has_chamber_sensor
+from .printer.nozzle import NOZZLE_FLOWS, NOZZLE_MATERIALS, NozzleKind
 from .printer.state import PrinterState
 from .printer.values import Nozzle
 
@@ -55,7 +57,8 @@ PRINT_STATUS_OPTIONS: Final = [
     "init",
 ]
 STAGE_OPTIONS: Final = sorted(set(STAGE_NAMES.values()))
-NOZZLE_TYPE_OPTIONS: Final = ["stainless_steel", "hardened_steel"]
+# Keys of sensors that earlier versions created and this one no longer does.
+RETIRED_KEYS: Final[frozenset[str]] = frozenset()
 # Nozzle ids in `device.extruder.info`: 0 is the right nozzle, 1 the left one.
 RIGHT_NOZZLE: Final = 0
 LEFT_NOZZLE: Final = 1
@@ -76,10 +79,19 @@ def _lower(value: str | None) -> str | None:
 
 def _stage(state: PrinterState) -> str | None:
     # Unknown stage ids come through as "stage_<id>" so the entity can log them (once).
-    stage = state.stage
-    if stage is None:
-        return None
-    return STAGE_NAMES.get(stage, f"stage_{stage}")
+    name = state.stage_name
+    if name is None and (stage := state.stage) is not None:
+        return f"stage_{stage}"
+    return name
+
+
+def _material(kind: NozzleKind | None) -> str | None:
+    # An unknown code comes through raw so that the entity logs it (once) and shows unknown.
+    return None if kind is None else kind.material or kind.raw
+
+
+def _flow(kind: NozzleKind | None) -> str | None:
+    return None if kind is None else kind.flow
 
 
 def _print_error(state: PrinterState) -> str | None:
@@ -117,8 +129,54 @@ def _nozzle_target(nozzle_id: int) -> Callable[[PrinterState], float | None]:
     return read
 
 
+def _nozzle_field(
+    nozzle_id: int, read: Callable[[Nozzle], StateType]
+) -> Callable[[PrinterState], StateType]:
+    def value(state: PrinterState) -> StateType:
+        nozzle = _nozzle(state, nozzle_id)
+        return read(nozzle) if nozzle else None
+
+    return value
+
+
 def _is_dual_nozzle(state: PrinterState) -> bool:
     return state.is_dual_nozzle
+
+
+def _is_single_nozzle(state: PrinterState) -> bool:
+    return not state.is_dual_nozzle
+
+
+def _nozzle_details(side: str, nozzle_id: int) -> tuple[BambuSensorEntityDescription, ...]:
+    """Diameter, material and flow type of one nozzle of a dual-nozzle printer."""
+    return (
+        BambuSensorEntityDescription(
+            key=f"{side}_nozzle_diameter",
+            translation_key=f"{side}_nozzle_diameter",
+            native_unit_of_measurement=UnitOfLength.MILLIMETERS,
+            entity_category=EntityCategory.DIAGNOSTIC,
+            value_fn=_nozzle_field(nozzle_id, lambda nozzle: nozzle.diameter),
+            exists_fn=_is_dual_nozzle,
+        ),
+        BambuSensorEntityDescription(
+            key=f"{side}_nozzle_type",
+            translation_key=f"{side}_nozzle_type",
+            device_class=SensorDeviceClass.ENUM,
+            options=list(NOZZLE_MATERIALS),
+            entity_category=EntityCategory.DIAGNOSTIC,
+            value_fn=_nozzle_field(nozzle_id, lambda nozzle: _material(nozzle.kind)),
+            exists_fn=_is_dual_nozzle,
+        ),
+        BambuSensorEntityDescription(
+            key=f"{side}_nozzle_flow",
+            translation_key=f"{side}_nozzle_flow",
+            device_class=SensorDeviceClass.ENUM,
+            options=list(NOZZLE_FLOWS),
+            entity_category=EntityCategory.DIAGNOSTIC,
+            value_fn=_nozzle_field(nozzle_id, lambda nozzle: _flow(nozzle.kind)),
+            exists_fn=_is_dual_nozzle,
+        ),
+    )
 
 
 def _temperature(
@@ -245,21 +303,36 @@ SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
         entity_registry_enabled_default=False,
         value_fn=lambda state: state.wifi_dbm,
     ),
+    # Single-nozzle printers: the top-level fields. Dual-nozzle ones: per nozzle (below), as
+    # their top-level `nozzle_type` can be stale.
     BambuSensorEntityDescription(
         key="nozzle_diameter",
         translation_key="nozzle_diameter",
         native_unit_of_measurement=UnitOfLength.MILLIMETERS,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: state.nozzle_diameter,
+        exists_fn=_is_single_nozzle,
     ),
     BambuSensorEntityDescription(
         key="nozzle_type",
         translation_key="nozzle_type",
         device_class=SensorDeviceClass.ENUM,
-        options=NOZZLE_TYPE_OPTIONS,
+        options=list(NOZZLE_MATERIALS),
         entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda state: _lower(state.nozzle_type),
+        value_fn=lambda state: _material(state.nozzle_type),
+        exists_fn=_is_single_nozzle,
     ),
+    BambuSensorEntityDescription(
+        key="nozzle_flow",
+        translation_key="nozzle_flow",
+        device_class=SensorDeviceClass.ENUM,
+        options=list(NOZZLE_FLOWS),
+        entity_category=EntityCategory.DIAGNOSTIC,
+        value_fn=lambda state: _flow(state.nozzle_type),
+        exists_fn=_is_single_nozzle,
+    ),
+    *_nozzle_details("left", LEFT_NOZZLE),
+    *_nozzle_details("right", RIGHT_NOZZLE),
 )
 
 END_TIME: Final = SensorEntityDescription(
@@ -282,6 +355,8 @@ async def async_setup_entry(
         for description in SENSORS
         if description.exists_fn(state)
     ]
+    absent = {description.key for description in SENSORS if not description.exists_fn(state)}
+    async_remove_stale_entities(hass, coordinator, SENSOR_DOMAIN, absent | RETIRED_KEYS)
     entities.append(BambuEndTimeSensor(coordinator, END_TIME))
     entities.extend(certificate_entities(coordinator))
     async_add_entities(entities)
