@@ -43,6 +43,11 @@ class _CertificateFlow(RepairsFlow):
     def _entry(self) -> ConfigEntry | None:
         return self.hass.config_entries.async_get_entry(self._entry_id)
 
+    def _issue_placeholders(self) -> dict[str, str]:
+        """What the issue itself shows (address, serial, …): the step repeats it."""
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+        return dict(issue.translation_placeholders or {}) if issue is not None else {}
+
     def _issue_unchanged(self) -> bool:
         issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
         return (
@@ -86,7 +91,8 @@ class PinCertificateFlow(_CertificateFlow):
             return self.async_show_form(
                 step_id="confirm",
                 data_schema=probatio.Schema({}),
-                description_placeholders=_pin_placeholders(entry, cert),
+                description_placeholders=self._issue_placeholders()
+                | _pin_placeholders(entry, cert),
             )
         if not self._issue_unchanged():
             return self.async_abort(reason="certificate_changed")
@@ -136,7 +142,8 @@ class AcceptCertificateFlow(_CertificateFlow):
             return self.async_show_form(
                 step_id="confirm",
                 data_schema=probatio.Schema({}),
-                description_placeholders={
+                description_placeholders=self._issue_placeholders()
+                | {
                     "title": entry.title,
                     "old_fingerprint": entry.data.get(CONF_CERT_FINGERPRINT) or "-",
                     "fingerprint": report.sha256,
