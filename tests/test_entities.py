@@ -36,6 +36,7 @@ from syrupy.assertion import SnapshotAssertion
 
 import custom_components.bambu_lan
 from custom_components.bambu_lan import (
+    ams_sensor,
     binary_sensor,
     button,
     certificate,
@@ -56,6 +57,16 @@ HMS_ATTR = 0x03000200
 HMS_CODE = 0x00010001  # HMS_0300_0200_0001_0001
 CANCELLED_BY_USER = 0x0300400C  # 0300_400C
 WAIT_TIMEOUT = 10.0
+FILAMENT_KEYS = frozenset(
+    {
+        "active_tray",
+        "external_spool",
+        "external_spool_left",
+        "external_spool_right",
+        "left_nozzle_filament",
+        "right_nozzle_filament",
+    }
+)
 
 
 # --- helpers (test_controls.py uses them too) ------------------------------------------------
@@ -150,11 +161,14 @@ def entities_snapshot(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, entry: MockConfigEntry
 ) -> dict[str, Any]:
     """Registry settings, state and attributes of this helper's entities (certificate health
-    has its own tests, and its values change with the generated certificates)."""
+    has its own tests, and its values change with the generated certificates; AMS and
+    filament entities are in test_ams.py's snapshots)."""
     result: dict[str, Any] = {}
     entries = er.async_entries_for_config_entry(entity_registry, entry.entry_id)
     for reg in sorted(entries, key=lambda reg: reg.entity_id):
-        if (reg.translation_key or "").startswith("certificate"):
+        if (reg.translation_key or "").startswith(("certificate", "ams_")) or (
+            reg.translation_key in FILAMENT_KEYS
+        ):
             continue
         state = hass.states.get(reg.entity_id)
         shown = state.state if state else None
@@ -453,7 +467,12 @@ def test_translations_and_icons_cover_every_entity() -> None:
     strings = json.loads((root / "translations" / "en.json").read_text())["entity"]
     icons = json.loads((root / "icons.json").read_text())["entity"]
     descriptions: dict[str, list[EntityDescription]] = {
-        "sensor": [*sensor.SENSORS, sensor.END_TIME, *certificate.CERTIFICATE_SENSORS],
+        "sensor": [
+            *sensor.SENSORS,
+            sensor.END_TIME,
+            *certificate.CERTIFICATE_SENSORS,
+            *ams_sensor.DESCRIPTIONS,
+        ],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
         "button": list(button.BUTTONS),
         "event": list(event.EVENTS),

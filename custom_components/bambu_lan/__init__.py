@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from . import discovery, issues
+from . import ams, discovery, issues
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
@@ -40,6 +40,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         await coordinator.async_close()
         raise
     entry.runtime_data = coordinator
+    coordinator.device_id = ams.printer_device_id(hass, coordinator)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 
@@ -50,6 +51,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bo
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: BambuConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Only an AMS unit that stopped reporting can be deleted; the printer cannot."""
+    return await ams.async_remove_device(hass, entry, device)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
