@@ -23,7 +23,10 @@ from tests.test_entities import (
     wait_for_state,
     wait_until,
 )
+from tests.virtual_printer.ams import HUMIDITY_PERIOD
+from tests.virtual_printer.models import initial_state, spec_for
 from tests.virtual_printer.printer import PrinterFactory
+from tests.virtual_printer.sim import PrinterSim
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
 
@@ -239,3 +242,58 @@ async def test_malformed_ams_keeps_last_good_state(
         assert tray is not None
         assert tray.attributes["remaining"] == 45
         assert state_of(hass, "sensor.ams_1_humidity_level") == "2"
+
+
+def test_virtual_ams_changes_over_time() -> None:
+    """The simulated AMS: humidity creeps up, a print uses the loaded spool, drying counts
+    down and dries the air (what scripts/develop shows without hardware)."""
+    spec = spec_for("H2D")
+    sim = PrinterSim(spec, "09409A000000001", initial_state(spec), time_scale=1.0)
+    ams = sim.state["ams"]
+    humidity = [unit["humidity_raw"] for unit in ams["ams"]]
+    sim.step(HUMIDITY_PERIOD + 1)
+    assert [unit["humidity_raw"] for unit in ams["ams"]] == [
+        str(int(value) + 1) for value in humidity
+    ]
+
+    outcome = sim.handle_request(
+        {"print": {"command": "ams_change_filament", "ams_id": 1, "slot_id": 0, "target": 4}}
+    )
+    assert outcome.messages[0]["print"]["result"] == "success"
+    sim.start_job("benchy", minutes=600, prepare_minutes=0.01)
+    sim.step(10)  # prepare
+    remain = ams["ams"][1]["tray"][0]["remain"]
+    sim.step(500)
+    assert ams["ams"][1]["tray"][0]["remain"] == remain - 5
+
+    started = sim.handle_request(
+        {
+            "print": {
+                "command": "ams_filament_drying",
+                "ams_id": 0,
+                "mode": 1,
+                "temp": 55,
+                "duration": 1,
+                "filament": "PLA",
+            }
+        }
+    )
+    assert started.messages[0]["print"]["result"] == "success"
+    sim.step(1800)
+    unit = ams["ams"][0]
+    assert (int(unit["info"], 16) >> 4) & 0xF == 2
+    assert unit["dry_time"] == 30
+    sim.step(1900)
+    assert (int(unit["info"], 16) >> 4) & 0xF == 0
+    refused = sim.handle_request(
+        {
+            "print": {
+                "command": "ams_filament_drying",
+                "ams_id": 0,
+                "mode": 1,
+                "temp": 20,
+                "duration": 1,
+            }
+        }
+    )
+    assert refused.messages[0]["print"]["result"] == "failed"

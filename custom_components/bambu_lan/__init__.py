@@ -7,7 +7,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from . import ams, discovery, issues
+from . import ams, ams_services, discovery, issues
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
@@ -25,7 +25,8 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Listen for printer announcements (UDP 2021) while Home Assistant runs."""
+    """Register the actions; listen for printer announcements (UDP 2021) while running."""
+    ams_services.async_setup_services(hass)
     await discovery.async_start_discovery(hass)
     return True
 

@@ -31,7 +31,7 @@ def unit_identifier(serial: str, unit_id: int) -> tuple[str, str]:
     return DOMAIN, f"{serial}{UNIT_ID_MARK}{unit_id}"
 
 
-def unit_id_of(coordinator: BambuCoordinator, device: DeviceEntry) -> int | None:
+def unit_id_of(coordinator: BambuCoordinator, device: dr.AnyDeviceEntry) -> int | None:
     """The AMS unit a device stands for (None: the printer or a foreign device)."""
     prefix = f"{coordinator.serial}{UNIT_ID_MARK}"
     for domain, identifier in device.identifiers:
