@@ -228,6 +228,11 @@ async def test_a_report_reaches_only_the_readers_of_what_it_changed(
     assert set(evaluated) == set(entities)
     assert state_of(hass, "sensor.h2d_nozzle_temperature") != STATE_UNAVAILABLE
 
+    # Unloading takes every entity out of the index.
+    assert coordinator.fanout.indexed_keys
+    assert await hass.config_entries.async_unload(entry.entry_id)
+    assert coordinator.fanout.indexed_keys == frozenset()
+
 
 @pytest.mark.usefixtures("trust_test_cas")
 async def test_a_flood_is_applied_but_written_at_a_bounded_rate(

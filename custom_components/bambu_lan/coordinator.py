@@ -149,32 +149,28 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_report(self, message: dict[str, Any]) -> None:
         """Merge a report; tell the entities that read what it changed."""
-        try:
-            if not self.state.apply(message):
-                return
-            self._check_signed_commands()
+        if not self.state.apply(message):
+            return
+        self._check_signed_commands()
+        if self.state.full_state_received:
+            self._dispatch(self.events.update(self.state, time.monotonic()))
+        if not self._full_report.is_set():
             if self.state.full_state_received:
-                self._dispatch(self.events.update(self.state, time.monotonic()))
-            if not self._full_report.is_set():
-                if self.state.full_state_received:
-                    self._full_report.set()
-                return
-            self.fanout.notify(self.state.changed_keys)
-        finally:
-            # Every other update (connect, disconnect, certificate, daily check) refreshes all.
-            self.state.changed_keys = None
+                self._full_report.set()
+            return
+        self.fanout.notify(self.state.changed_keys)
 
     def _deliver(self, changed: frozenset[str] | None) -> None:
-        """Call the readers of `changed` (every entity for None, or while unavailable)."""
-        self.state.changed_keys = changed
-        try:
-            if changed is None or not self.last_update_success:
-                self.async_set_updated_data(self.state)
-                return
-            for listener in self.fanout.readers(changed):
-                listener()
-        finally:
-            self.state.changed_keys = None
+        """Call the readers of `changed` (every entity for None, or while unavailable).
+
+        Every other update (connect, disconnect, certificate, daily check) reaches every entity
+        through `async_update_listeners`.
+        """
+        if changed is None or not self.last_update_success:
+            self.async_set_updated_data(self.state)
+            return
+        for listener in self.fanout.readers(changed):
+            listener()
 
     @callback
     @override

@@ -58,9 +58,8 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
 
     @callback
     def _handle_coordinator_update(self) -> None:
-        changed = self.coordinator.state.changed_keys
-        if changed is not None and self._reads is not None and self._reads.isdisjoint(changed):
-            return  # nothing this entity reads has changed
+        # The fan-out calls this only when a report changed a key read here (or for anything
+        # that may concern every entity), so there is nothing to filter any more.
         shown = self._evaluate()
         if shown == self._written:
             return
