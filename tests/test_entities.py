@@ -40,11 +40,13 @@ from custom_components.bambu_lan import (
     button,
     certificate,
     event,
+    fan,
     light,
     number,
     printer_info,
     select,
     sensor,
+    switch,
     update,
 )
 from custom_components.bambu_lan.const import DOMAIN
@@ -467,11 +469,13 @@ def test_translations_and_icons_cover_every_entity() -> None:
             printer_info.USAGE_HOURS,
         ],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
-        "button": list(button.BUTTONS),
+        "button": [*button.BUTTONS, button.REFRESH],
         "event": list(event.EVENTS),
-        "light": [light.DESCRIPTION],
+        "light": [light.DESCRIPTION, light.HEATBED_DESCRIPTION],
+        "fan": list(fan.FANS),
+        "switch": list(switch.SWITCHES),
         "number": list(number.NUMBERS),
-        "select": [select.SPEED_PROFILE],
+        "select": [select.SPEED_PROFILE, select.AIRDUCT_MODE],
         "update": [update.FIRMWARE],
     }
     for platform, platform_descriptions in descriptions.items():

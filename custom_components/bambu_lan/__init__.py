@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
-from . import discovery, issues
+from . import discovery, issues, services
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
@@ -17,10 +17,12 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
     Platform.EVENT,
+    Platform.FAN,
     Platform.LIGHT,
     Platform.NUMBER,
     Platform.SELECT,
     Platform.SENSOR,
+    Platform.SWITCH,
     Platform.UPDATE,
 ]
 
@@ -30,6 +32,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Listen for printer announcements (UDP 2021) while Home Assistant runs."""
     await discovery.async_start_discovery(hass)
+    services.async_setup_services(hass)
     return True
 
 

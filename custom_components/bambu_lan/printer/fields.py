@@ -440,6 +440,20 @@ class StateFields:
         return ".".join(str(part) for part in ip.to_bytes(4, "little"))
 
     @property
+    def airduct_mode(self) -> int | None:
+        """The air duct's current mode id (`device.airduct.modeCur`; H2, P2S)."""
+        return to_int(dig(self._view.get("device"), "airduct", "modeCur"))
+
+    @property
+    def airduct_modes(self) -> list[int]:
+        """The mode ids the air duct offers (`device.airduct.modeList[].modeId`)."""
+        modes = dig(self._view.get("device"), "airduct", "modeList")
+        if type(modes) is not list:
+            return []
+        ids = (to_int(dig(mode, "modeId")) for mode in modes)
+        return [mode for mode in ids if mode is not None]
+
+    @property
     def rtsp_url(self) -> str | None:
         """The camera URL the printer reports; None while LAN live view is disabled."""
         url = to_str(dig(self._view.get("ipcam"), "rtsp_url"))
