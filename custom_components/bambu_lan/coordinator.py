@@ -321,16 +321,9 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     def request_full_state(self) -> bool:
         """Ask the printer for its whole state (honouring the pushall rate limit)."""
-        if self.session is None:
+        if self.session is None or not self.session.connected:
             raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_connected")
-        try:
-            return self.session.request_full_state()
-        except CommandError as err:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN,
-                translation_key="command_not_connected",
-                translation_placeholders={"command": err.command, "reason": "-"},
-            ) from err
+        return self.session.request_full_state()
 
     async def async_send(
         self, kind: str, command: str, params: dict[str, Any] | None = None

@@ -267,10 +267,9 @@ class PrinterSession:
     def request_full_state(self) -> bool:
         """Ask for a full report (pushall), at once or when the rate limit allows.
 
-        Returns True when it was sent now, False when it waits for the rate limit.
+        Returns True when it was sent now, False when it waits for the rate limit. Only while
+        connected (a reconnect asks by itself).
         """
-        if not self.connected:
-            raise CommandError("pushall", "not_connected")
         self._request_pushall()
         return self._pushall_timer is None
 
