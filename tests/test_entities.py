@@ -40,10 +40,14 @@ from custom_components.bambu_lan import (
     button,
     certificate,
     event,
+    fan,
     light,
     number,
+    printer_info,
     select,
     sensor,
+    switch,
+    update,
 )
 from custom_components.bambu_lan.const import DOMAIN
 from tests.helpers import async_setup_printer, wait_until as poll_until
@@ -128,7 +132,11 @@ def now() -> Iterator[list[datetime]]:
     traffic these tests depend on never gets scheduled again.
     """
     clock = [NOW]
-    with patch("custom_components.bambu_lan.sensor.utcnow", side_effect=lambda: clock[0]):
+    with (
+        patch("custom_components.bambu_lan.sensor.utcnow", side_effect=lambda: clock[0]),
+        # The usage counter's clock stands still too: snapshots must not depend on test speed.
+        patch("custom_components.bambu_lan.printer_info.monotonic", return_value=0.0),
+    ):
         yield clock
 
 
@@ -453,17 +461,26 @@ def test_translations_and_icons_cover_every_entity() -> None:
     strings = json.loads((root / "translations" / "en.json").read_text())["entity"]
     icons = json.loads((root / "icons.json").read_text())["entity"]
     descriptions: dict[str, list[EntityDescription]] = {
-        "sensor": [*sensor.SENSORS, sensor.END_TIME, *certificate.CERTIFICATE_SENSORS],
+        "sensor": [
+            *sensor.SENSORS,
+            sensor.END_TIME,
+            *certificate.CERTIFICATE_SENSORS,
+            *printer_info.INFO_SENSORS,
+            printer_info.USAGE_HOURS,
+        ],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
-        "button": list(button.BUTTONS),
+        "button": [*button.BUTTONS, button.REFRESH],
         "event": list(event.EVENTS),
-        "light": [light.DESCRIPTION],
+        "light": [light.DESCRIPTION, light.HEATBED_DESCRIPTION],
+        "fan": list(fan.FANS),
+        "switch": list(switch.SWITCHES),
         "number": list(number.NUMBERS),
-        "select": [select.SPEED_PROFILE],
+        "select": [select.SPEED_PROFILE, select.AIRDUCT_MODE],
+        "update": [update.FIRMWARE],
     }
     for platform, platform_descriptions in descriptions.items():
         keys = {description.translation_key for description in platform_descriptions}
-        assert set(icons[platform]) <= keys, platform
+        assert set(icons.get(platform, {})) <= keys, platform
         for description in platform_descriptions:
             translated = strings[platform][description.translation_key]
             assert translated["name"], description.key

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
-from . import discovery, issues
+from . import discovery, issues, services
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
@@ -15,10 +17,13 @@ PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
     Platform.EVENT,
+    Platform.FAN,
     Platform.LIGHT,
     Platform.NUMBER,
     Platform.SELECT,
     Platform.SENSOR,
+    Platform.SWITCH,
+    Platform.UPDATE,
 ]
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -27,6 +32,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Listen for printer announcements (UDP 2021) while Home Assistant runs."""
     await discovery.async_start_discovery(hass)
+    services.async_setup_services(hass)
     return True
 
 
@@ -40,8 +46,23 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         await coordinator.async_close()
         raise
     entry.runtime_data = coordinator
+    _async_remove_retired_entities(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
+
+
+# Entities earlier versions created that another entity replaced: (platform, unique id suffix).
+RETIRED_ENTITIES: Final = ((Platform.BINARY_SENSOR, "firmware_update"),)  # now update.firmware
+
+
+def _async_remove_retired_entities(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
+    """Drop replaced entities from the registry, so none is left behind without its entity."""
+    registry = er.async_get(hass)
+    serial = entry.runtime_data.serial
+    for platform, key in RETIRED_ENTITIES:
+        entity_id = registry.async_get_entity_id(platform, DOMAIN, f"{serial}_{key}")
+        if entity_id is not None:
+            registry.async_remove(entity_id)
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:

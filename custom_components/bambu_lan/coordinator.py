@@ -315,6 +315,12 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     # --- commands ----------------------------------------------------------------------------
 
+    def request_full_state(self) -> bool:
+        """Ask the printer for its whole state (honouring the pushall rate limit)."""
+        if self.session is None or not self.session.connected:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_connected")
+        return self.session.request_full_state()
+
     async def async_send(
         self, kind: str, command: str, params: dict[str, Any] | None = None
     ) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Nozzle and bed target temperatures, set with G-code."""
+"""Nozzle, bed and chamber target temperatures, set with G-code."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import BambuConfigEntry
 from .entity import BambuControlEntity
+from .printer.models import has_chamber_heater
 from .printer.state import PrinterState
 
 PARALLEL_UPDATES = 1
@@ -30,6 +31,7 @@ class BambuNumberEntityDescription(NumberEntityDescription):
     value_fn: Callable[[PrinterState], float | None]
     gcode: str
     """G-code with a `{value}` placeholder for the whole-degree target."""
+    exists_fn: Callable[[PrinterState], bool] = lambda _: True
 
 
 NUMBERS: Final[tuple[BambuNumberEntityDescription, ...]] = (
@@ -57,6 +59,19 @@ NUMBERS: Final[tuple[BambuNumberEntityDescription, ...]] = (
         value_fn=lambda state: state.bed_target,
         gcode="M140 S{value}\n",
     ),
+    BambuNumberEntityDescription(
+        key="chamber_target_temperature",
+        translation_key="chamber_target_temperature",
+        device_class=NumberDeviceClass.TEMPERATURE,
+        native_unit_of_measurement=UnitOfTemperature.CELSIUS,
+        native_min_value=0,
+        native_max_value=65,  # the H2 family's limit; the X1E firmware caps at 60 itself
+        native_step=1,
+        mode=NumberMode.BOX,
+        value_fn=lambda state: state.chamber_target,
+        gcode="M141 S{value}\n",
+        exists_fn=lambda state: has_chamber_heater(state.model),
+    ),
 )
 
 
@@ -67,7 +82,11 @@ async def async_setup_entry(
 ) -> None:
     """Add the target temperature controls."""
     coordinator = entry.runtime_data
-    async_add_entities(BambuTargetTemperature(coordinator, description) for description in NUMBERS)
+    async_add_entities(
+        BambuTargetTemperature(coordinator, description)
+        for description in NUMBERS
+        if description.exists_fn(coordinator.state)
+    )
 
 
 class BambuTargetTemperature(BambuControlEntity, NumberEntity):

@@ -37,6 +37,7 @@ from .printer.events import hms_details
 from .printer.models import has_chamber_sensor
 from .printer.state import PrinterState
 from .printer.values import Nozzle
+from .printer_info import info_entities
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -284,6 +285,7 @@ async def async_setup_entry(
     ]
     entities.append(BambuEndTimeSensor(coordinator, END_TIME))
     entities.extend(certificate_entities(coordinator))
+    entities.extend(info_entities(coordinator))
     async_add_entities(entities)
     entry.async_on_unload(coordinator.async_add_listener(_device_updater(hass, coordinator)))
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any, Final, Protocol
 
 from .codes import (
+    AUTO_RECOVERY_BIT,
     DOOR_OPEN_BIT,
     GCODE_STATES,
+    PROMPT_SOUND_BIT,
     SDCARD_PRESENT_BIT,
+    SDCARD_STATES,
     SIGNED_COMMANDS_BIT,
     SPEED_LEVELS,
     STAGE_NAMES,
@@ -327,6 +330,40 @@ class StateFields:
         state = to_int(dig(self._view.get("upgrade_state"), "new_version_state"))
         return None if state is None else state == 1
 
+    @property
+    def firmware_offered(self) -> str | None:
+        """The firmware version the printer offers: the `ota` entry of `new_ver_list` (P1, A1),
+        else `ota_new_version_number` (X1)."""
+        upgrade = self._view.get("upgrade_state")
+        entries = dig(upgrade, "new_ver_list")
+        if type(entries) is list:
+            for entry in entries:
+                version = to_str(entry.get("new_ver")) if type(entry) is dict else None
+                if version and entry.get("name") == "ota":
+                    return version
+        return to_str(dig(upgrade, "ota_new_version_number"))
+
+    # --- print options ------------------------------------------------------------------------
+
+    def xcam_option(self, module: str) -> bool | None:
+        """A camera (AI) detection's switch, e.g. `xcam.spaghetti_detector`; None if unreported."""
+        value = dig(self._view.get("xcam"), module)
+        return value if type(value) is bool else None
+
+    @property
+    def auto_recovery(self) -> bool | None:
+        """Resume after a step loss (`home_flag` bit 0x10)."""
+        return self._home_flag_bit(AUTO_RECOVERY_BIT)
+
+    @property
+    def prompt_sound(self) -> bool | None:
+        """Prompt sounds allowed (`home_flag` bit 0x20000)."""
+        return self._home_flag_bit(PROMPT_SOUND_BIT)
+
+    def _home_flag_bit(self, bit: int) -> bool | None:
+        flags = to_int(self._view.get("home_flag"))
+        return None if flags is None else bool(flags & bit)
+
     # --- hardware state -----------------------------------------------------------------------
 
     @property
@@ -369,6 +406,21 @@ class StateFields:
         return None if flags is None else bool(flags & SDCARD_PRESENT_BIT)
 
     @property
+    def sdcard_state(self) -> str | None:
+        """absent, present, abnormal or read_only (`home_flag` bits 8-9), else from `sdcard`."""
+        flags = to_int(self._view.get("home_flag"))
+        if flags is not None:
+            return SDCARD_STATES[(flags >> 8) & 0x3]
+        present = self.sdcard
+        return None if present is None else ("present" if present else "absent")
+
+    @property
+    def print_type(self) -> str | None:
+        """Where the job came from: cloud, local, idle or system (lower case, as reported)."""
+        value = to_str(self._view.get("print_type"))
+        return value.lower() if value else None
+
+    @property
     def wifi_dbm(self) -> int | None:
         """Wi-Fi signal in dBm, from e.g. "-53dBm"."""
         value = self._view.get("wifi_signal")
@@ -386,6 +438,20 @@ class StateFields:
         if not ip or not 0 < ip <= 0xFFFFFFFF:
             return None
         return ".".join(str(part) for part in ip.to_bytes(4, "little"))
+
+    @property
+    def airduct_mode(self) -> int | None:
+        """The air duct's current mode id (`device.airduct.modeCur`; H2, P2S)."""
+        return to_int(dig(self._view.get("device"), "airduct", "modeCur"))
+
+    @property
+    def airduct_modes(self) -> list[int]:
+        """The mode ids the air duct offers (`device.airduct.modeList[].modeId`)."""
+        modes = dig(self._view.get("device"), "airduct", "modeList")
+        if type(modes) is not list:
+            return []
+        ids = (to_int(dig(mode, "modeId")) for mode in modes)
+        return [mode for mode in ids if mode is not None]
 
     @property
     def rtsp_url(self) -> str | None:

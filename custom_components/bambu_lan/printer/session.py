@@ -264,6 +264,15 @@ class PrinterSession:
             }
         )
 
+    def request_full_state(self) -> bool:
+        """Ask for a full report (pushall), at once or when the rate limit allows.
+
+        Returns True when it was sent now, False when it waits for the rate limit. Only while
+        connected (a reconnect asks by itself).
+        """
+        self._request_pushall()
+        return self._pushall_timer is None
+
     def _deferred_pushall(self) -> None:
         self._pushall_timer = None
         if self.connected:
