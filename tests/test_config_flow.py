@@ -219,7 +219,7 @@ async def test_user_creates_entry_and_setup_runs(
     )
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"X1 Carbon {printer.serial}"
+    assert result["title"] == "Bambu Lab X1 Carbon"
     assert result["data"] == {
         CONF_HOST: printer.host,
         CONF_SERIAL: printer.serial,
@@ -301,7 +301,7 @@ async def test_unknown_serial_prefix_is_accepted(
     result = await submit_user(hass, user_input(unknown))
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "P1S ZZZ09A000000001"  # model from get_version's product_name
+    assert result["title"] == "Bambu Lab P1S"  # model from get_version's product_name
 
 
 async def test_invalid_access_code_then_recovery(
@@ -482,7 +482,7 @@ async def test_firmware_without_serial_is_accepted(
     result = await answer_get_version(hass, printer, result["flow_id"], {"module": modules})
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"X1 Carbon {printer.serial}"  # model from the serial prefix
+    assert result["title"] == "Bambu Lab X1 Carbon"  # model from the serial prefix
 
 
 async def test_get_version_refused(hass: HomeAssistant, printer: VirtualPrinter) -> None:
@@ -621,7 +621,7 @@ async def test_user_step_uses_discovered_name(
 
     result = await submit_user(hass, user_input(printer))
 
-    assert result["title"] == "X1 Carbon Lab"
+    assert result["title"] == "Lab"  # the printer's own name
     listener.async_stop()
 
 
@@ -688,7 +688,7 @@ async def test_discovery_asks_only_for_access_code(
         result["flow_id"], {CONF_ACCESS_CODE: printer.access_code}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "X1 Carbon Workshop"
+    assert result["title"] == "Workshop"
     assert result["data"][CONF_SERIAL] == printer.serial
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
@@ -707,7 +707,7 @@ async def test_discovery_without_model_or_name(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_ACCESS_CODE: printer.access_code}
     )
-    assert result["title"] == f"X1 Carbon {printer.serial}"
+    assert result["title"] == "Bambu Lab X1 Carbon"
 
 
 async def test_discovery_of_configured_printer_aborts(
@@ -995,7 +995,7 @@ async def test_discovered_printer_pins_certificate(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"].endswith(" Workshop")
+    assert result["title"] == "Workshop"
     assert result["options"] == {CONF_PINNED_CERT: leaf_pem(pinned)}
     assert result["data"][CONF_CERT_FINGERPRINT] == new_fingerprint
 
@@ -1332,3 +1332,17 @@ async def test_pin_stays_while_bundled_cas_do_not_verify(
     assert result["reason"] == "reconfigure_successful"
     assert entry.options == {CONF_PINNED_CERT: pin}
     assert entry.data[CONF_CERT_FINGERPRINT] == "0" * 64  # only removing the pin records one
+
+
+async def test_title_gets_a_serial_suffix_only_on_collision(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """A second unnamed printer of one model is told apart by its serial's last four."""
+    MockConfigEntry(
+        domain=DOMAIN, unique_id="00M09A000000777", title="Bambu Lab X1 Carbon"
+    ).add_to_hass(hass)
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"Bambu Lab X1 Carbon {printer.serial[-4:]}"

@@ -221,7 +221,7 @@ def job_steps(model: str) -> list[tuple[dict[str, Any], str, str]]:
             f"sensor.{slug}_progress",
             "42",
         ),
-        (temperatures, f"sensor.{slug}_bed_target_temperature", "60.0"),
+        (temperatures, f"number.{slug}_bed_target_temperature", "60.0"),
         (
             {
                 "cooling_fan_speed": "15",
@@ -288,8 +288,11 @@ async def test_model_gating(
         f"sensor.{slug}_chamber_temperature": chamber,
         f"binary_sensor.{slug}_door": door,
         f"sensor.{slug}_left_nozzle_temperature": dual,
-        f"sensor.{slug}_right_nozzle_target_temperature": dual,
-        f"sensor.{slug}_nozzle_temperature": True,
+        f"number.{slug}_right_nozzle_target_temperature": dual,
+        f"sensor.{slug}_active_nozzle": dual,
+        f"sensor.{slug}_nozzle_temperature": not dual,  # no single-nozzle duplicates
+        f"number.{slug}_nozzle_target_temperature": not dual,
+        f"sensor.{slug}_nozzle_target_temperature": False,  # the number shows the target
         f"light.{slug}_chamber_light": True,
     }
     assert {entity_id: hass.states.get(entity_id) is not None for entity_id in exists} == exists
@@ -318,7 +321,8 @@ async def test_end_time_moves_only_with_remaining_time(
     assert state_of(hass, end_time) == "2026-05-01T12:30:00+00:00"
 
     printer.set_state({"mc_remaining_time": 29})
-    await wait_for_state(hass, end_time, "2026-05-01T12:30:00+00:00")  # 12:01 + 29 min
+    await wait_for_state(hass, "sensor.p1s_remaining_time", "29")
+    assert state_of(hass, end_time) == "2026-05-01T12:30:00+00:00"  # 12:01 + 29 min
     now[0] = NOW + timedelta(minutes=3)
     printer.set_state({"mc_remaining_time": 25})
     await wait_for_state(hass, end_time, "2026-05-01T12:28:00+00:00")

@@ -519,7 +519,7 @@ def test_job_runs_to_finish(
     virtual_printer: PrinterFactory, raw_client: Callable[..., RawClient]
 ) -> None:
     """PREPARE (stages), RUNNING (progress, layers, minutes left), FINISH; time is scaled."""
-    printer = virtual_printer("A1MINI", time_scale=300, push_interval=0.05)
+    printer = virtual_printer("P1S", time_scale=300, push_interval=0.05)
     client = raw_client(printer).login()
     printer.start_job("cube", layers=20, minutes=5, prepare_minutes=1)
     seen: list[Json] = []

@@ -41,6 +41,7 @@ from .const import (
     CONF_PINNED_CERT,
     CONF_SERIAL,
     DOMAIN,
+    MANUFACTURER,
 )
 from .discovery import CONF_MODEL, CONF_NAME, async_get_announcement
 from .issues import display_text
@@ -498,6 +499,8 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         # Another flow may have added the printer while this one was connecting.
         self._abort_if_unique_id_configured()
         name = self._discovered.get(CONF_NAME)
+        if name == serial:
+            name = None  # the serial stood in for a missing name in the discovery dialog
         if name is None and (announcement := async_get_announcement(self.hass, serial)):
             name = announcement.name
         data: dict[str, Any] = {
@@ -509,10 +512,20 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         if MQTT_PORT != const.MQTT_PORT:
             data[CONF_PORT] = MQTT_PORT
         return self.async_create_entry(
-            title=f"{identity.model} {name or serial}",
+            title=name or self._default_title(identity),
             data=data,
             options={CONF_PINNED_CERT: pinned_cert} if pinned_cert else None,
         )
+
+    def _default_title(self, identity: PrinterIdentity) -> str:
+        """ "Bambu Lab <model>"; a short serial suffix only if another printer has that name.
+
+        The full serial is on the device page; the entry title is the device's name.
+        """
+        model = identity.model
+        title = model if model.startswith(MANUFACTURER) else f"{MANUFACTURER} {model}"
+        taken = {entry.title for entry in self._async_current_entries(include_ignore=False)}
+        return f"{title} {identity.serial[-4:]}" if title in taken else title
 
     # --- existing printers -----------------------------------------------------------------------
 

@@ -15,3 +15,7 @@ CONF_CERT_FINGERPRINT: Final = "cert_fingerprint"
 CONF_PINNED_CERT: Final = "pinned_cert"
 
 MQTT_PORT: Final = 8883
+
+# Nozzle ids in `device.extruder.info` (and the `T` of G-code): 0 is the right nozzle, 1 the left.
+RIGHT_NOZZLE: Final = 0
+LEFT_NOZZLE: Final = 1

@@ -185,6 +185,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if self._unavailable_logged:
             _LOGGER.info("Reconnected to the printer at %s", self.host)
             self._unavailable_logged = False
+        self.state.expect_full_report()  # the session asked for pushall again
         self._on_verified(certificate)
         self.async_set_updated_data(self.state)
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, override
 
-from homeassistant.core import callback
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import EntityDescription
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
@@ -26,6 +28,21 @@ def device_info(coordinator: BambuCoordinator) -> DeviceInfo:
         sw_version=state.firmware,
         hw_version=state.hardware,
     )
+
+
+def async_remove_stale_entities(
+    hass: HomeAssistant, coordinator: BambuCoordinator, domain: str, keys: Iterable[str]
+) -> None:
+    """Drop registry entries of keys this printer does not get (any more).
+
+    Platforms pass their retired keys and the keys whose `exists_fn` is false for this printer,
+    so an entity removed in an update, or one that no longer fits the printer, leaves no orphan.
+    """
+    registry = er.async_get(hass)
+    for key in keys:
+        unique_id = f"{coordinator.serial}_{key}"
+        if entity_id := registry.async_get_entity_id(domain, DOMAIN, unique_id):
+            registry.async_remove(entity_id)
 
 
 class BambuEntity(CoordinatorEntity[BambuCoordinator]):

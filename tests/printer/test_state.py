@@ -22,6 +22,7 @@ from custom_components.bambu_lan.printer.models import (
     model_from_serial,
     reports_full,
 )
+from custom_components.bambu_lan.printer.nozzle import NozzleKind, parse_nozzle_type
 from custom_components.bambu_lan.printer.state import PrinterState
 from custom_components.bambu_lan.printer.values import (
     MAX_PAYLOAD_BYTES,
@@ -131,14 +132,14 @@ def test_p1s_full_then_deltas() -> None:
     assert state.stage_name == "printing"
     assert state.progress == 2
     assert state.total_layers == 240
-    assert state.nozzle_temp == 219.5
-    assert state.bed_temp == 31.5
+    assert state.nozzle_temp == 220.0  # whole degrees, half up
+    assert state.bed_temp == 32.0
     assert state.bed_target == 55.0
     assert state.remaining_minutes == 93
     assert state.aux_fan_percent == 47
     assert state.wifi_dbm == -62
     # untouched by any delta:
-    assert state.nozzle_type == "stainless_steel"
+    assert state.nozzle_type == NozzleKind("stainless_steel", None, "stainless_steel")
     assert state.file_name == "Benchy.gcode.3mf"
     trays = state.ams_units[0].trays
     assert [tray.remain for tray in trays] == [93, 51, 40, 100]
@@ -363,10 +364,20 @@ def test_x1c_accessors() -> None:
     assert state.chamber_light_on is True
     assert state.door_open is False
     assert state.sdcard is True
-    assert (state.nozzle_diameter, state.nozzle_type) == (0.4, "hardened_steel")
+    # the top-level word names the material; the flow type comes from device.nozzle.info
+    assert state.nozzle_diameter == 0.4
+    assert state.nozzle_type == NozzleKind("hardened_steel", "high_flow", "hardened_steel")
     assert state.update_available is False
     assert state.signed_commands_required is True
-    assert state.nozzles == [Nozzle(id=0, temp=219.0, target=220.0, diameter=0.4, type="HH01")]
+    assert state.nozzles == [
+        Nozzle(
+            id=0,
+            temp=219.0,
+            target=220.0,
+            diameter=0.4,
+            kind=NozzleKind("hardened_steel", "high_flow", "hh01"),
+        )
+    ]
     assert (state.is_dual_nozzle, state.active_nozzle) == (False, 0)
     assert state.active_tray == 1
     assert state.ip_address == "192.168.1.50"
@@ -417,8 +428,8 @@ def test_numbers_as_strings() -> None:
     )
     assert (state.progress, state.remaining_minutes) == (42, 15)
     assert (state.layer, state.total_layers) == (7, 300)
-    assert (state.nozzle_temp, state.nozzle_target) == (215.5, 220.0)
-    assert (state.bed_temp, state.chamber_temp) == (60.25, 31.0)
+    assert (state.nozzle_temp, state.nozzle_target) == (216.0, 220.0)
+    assert (state.bed_temp, state.chamber_temp) == (60.0, 31.0)
     assert (state.speed_level, state.speed_percent) == (3, 124)
     assert state.stage_name == "changing_filament"
     assert state.print_error_code == "0300_400C"
@@ -1182,3 +1193,136 @@ def test_changed_keys() -> None:
     assert state.progress == 77
     assert state.recorded_reads() == {"mc_percent"}
     assert state.recorded_reads() == frozenset()  # not recording any more
+
+
+# --- shapes recorded from real printers (issue 13) ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "full_report", [r.x1c_full_report, r.h2d_full_report], ids=["x1_style", "h2d_style"]
+)
+def test_full_report_without_msg(full_report: Any) -> None:
+    """A pushall answer without `msg` counts as full when it carries the core fields."""
+    state = PrinterState()
+    # before it, a delta without msg and without the core fields stays a delta
+    assert state.apply({"print": {"command": "push_status", "wifi_signal": "-50dBm"}})
+    assert state.full_state_received is False
+    assert state.apply(r.without_msg(full_report())) is True
+    assert state.full_state_received is True
+    assert state.gcode_state == "RUNNING"
+    assert state.changed_keys is None  # the first full report refreshes every entity
+
+
+def test_reports_without_msg_after_the_full_one_are_deltas() -> None:
+    """Only the first report after (re)connecting may be full without saying so."""
+    state = state_with(r.without_msg(r.x1c_full_report()))
+    two_units = r.ams([r.ams_unit(0, r.four_trays()), r.ams_unit(1, r.four_trays())])
+    state.apply(r.status(1, 1, ams=two_units))
+    assert [unit.id for unit in state.ams_units] == [0, 1]
+    # a msg-less report listing one unit: merged as a delta (unit 1 stays) ...
+    one_unit = r.without_msg(r.x1c_full_report(5))
+    state.apply(one_unit)
+    assert [unit.id for unit in state.ams_units] == [0, 1]
+    # ... until we reconnect and ask for pushall again: its answer is the whole state
+    state.expect_full_report()
+    state.apply(one_unit)
+    assert [unit.id for unit in state.ams_units] == [0]
+
+
+@pytest.mark.parametrize(
+    ("msg", "full"), [(0, True), (1, False), (2, False), ("0", False), (None, False)]
+)
+def test_msg_present_decides(msg: Any, full: bool) -> None:
+    """A `msg` that is present decides alone; only 0 (an int) is full."""
+    state = PrinterState()
+    message = r.x1c_full_report()
+    message["print"]["msg"] = msg
+    state.apply(message)
+    assert state.full_state_received is full
+
+
+@pytest.mark.parametrize(
+    ("gcode_state", "stage", "name"),
+    [
+        ("IDLE", 0, "idle"),  # the idle A1 mini
+        ("FINISH", 0, "idle"),
+        ("FAILED", 0, "idle"),
+        ("RUNNING", 0, "printing"),
+        ("PAUSE", 16, "paused_user"),
+        ("IDLE", 24, "filament_loading"),  # loading filament between jobs is real
+        ("RUNNING", 39, None),  # beyond the table (H2D stg lists carry 39)
+    ],
+)
+def test_stage_agrees_with_the_job(gcode_state: str, stage: int, name: str | None) -> None:
+    """An idle, finished or failed printer never shows the stage "printing"."""
+    state = state_with(delta(gcode_state=gcode_state, stg_cur=stage))
+    assert state.stage_name == name
+
+
+def test_idle_a1_mini_shows_idle() -> None:
+    state = state_with(r.a1mini_idle_report())
+    assert (state.gcode_state, state.stage, state.stage_name) == ("IDLE", 0, "idle")
+    assert (state.nozzle_temp, state.bed_temp) == (25.0, 25.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "material", "flow"),
+    [
+        ("stainless_steel", "stainless_steel", None),
+        ("hardened_steel", "hardened_steel", None),
+        ("Hardened_Steel", "hardened_steel", None),
+        ("tungsten_carbide", "tungsten_carbide", None),
+        ("HS00", "stainless_steel", "standard"),
+        ("HS01", "hardened_steel", "standard"),
+        ("HH01", "hardened_steel", "high_flow"),
+        ("HH05", "tungsten_carbide", "high_flow"),
+        ("HE01", "hardened_steel", "high_flow"),
+        ("HU00", "stainless_steel", "tpu_high_flow"),
+        ("HA01", "hardened_steel", "standard"),
+        ("hh01-0.6", "hardened_steel", "high_flow"),
+        ("HS09", None, "standard"),
+        ("HQ01", "hardened_steel", None),
+        ("brass_gold", None, None),
+    ],
+)
+def test_nozzle_type_codes(value: str, material: str | None, flow: str | None) -> None:
+    kind = parse_nozzle_type(value)
+    assert kind is not None
+    assert (kind.material, kind.flow) == (material, flow)
+    assert kind.raw == value.strip().lower()
+
+
+@pytest.mark.parametrize("value", [None, "", "  ", 1, ["HH01"]])
+def test_nozzle_type_unreadable(value: Any) -> None:
+    assert parse_nozzle_type(value) is None
+    assert state_with(delta(nozzle_type=value)).nozzle_type is None
+
+
+def test_p2s_nozzle_code_and_raw_temperatures() -> None:
+    """The P2S reports "HH01" and temperatures in 1/32 °C steps."""
+    state = state_with(r.p2s_full_report())
+    assert state.nozzle_type == NozzleKind("hardened_steel", "high_flow", "hh01")
+    assert (state.nozzle_temp, state.nozzle_target) == (220.0, 220.0)
+    assert (state.bed_temp, state.chamber_temp) == (65.0, 34.0)
+    # jitter of a steady heater around its setpoint reads the same
+    for raw in (219.53125, 220.0, 220.46875, 219.96875):
+        state.apply(delta(nozzle_temper=raw))
+        assert state.nozzle_temp == 220.0
+    state.apply(delta(nozzle_temper=220.5))
+    assert state.nozzle_temp == 221.0  # half up
+
+
+def test_h2d_per_nozzle_type_and_diameter() -> None:
+    """H2D: each nozzle's type and diameter from device.nozzle.info; top level is stale."""
+    state = state_with(r.h2d_full_report())
+    right, left = state.nozzles
+    assert (right.id, right.diameter, right.kind) == (
+        0,
+        0.4,
+        NozzleKind("hardened_steel", "standard", "hs01"),
+    )
+    assert (left.id, left.diameter, left.kind) == (
+        1,
+        0.6,
+        NozzleKind("stainless_steel", "high_flow", "hh00"),
+    )

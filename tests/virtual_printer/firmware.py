@@ -58,6 +58,13 @@ MALFORMED_KINDS: Final = (
     "huge",
 )
 HUGE_SIZE: Final = 2 * 1024 * 1024
+QUIRKS: Final = frozenset(
+    {
+        # Full reports (the pushall answer, X1 pushes) carry no `msg` key at all: an H2D from
+        # 2025 and two X1C captures.
+        "full_without_msg",
+    }
+)
 
 
 class Firmware:
@@ -71,8 +78,13 @@ class Firmware:
         password: str,
         push_interval: float = 1.0,
         host: str = "127.0.0.1",
+        quirks: frozenset[str] = frozenset(),
     ) -> None:
+        """`quirks`: firmware oddities seen on real printers (see `QUIRKS`)."""
+        if unknown := quirks - QUIRKS:
+            raise ValueError(f"unknown quirks {sorted(unknown)}; known: {sorted(QUIRKS)}")
         self.sim = sim
+        self.quirks = quirks
         serial = sim.serial
         self.report_topic = f"device/{serial}/report"
         self.request_topic = f"device/{serial}/request"
@@ -177,14 +189,10 @@ class Firmware:
     # -- reports ----------------------------------------------------------------------------------
 
     def _report(self, body: Json, *, full: bool) -> Json:
-        return {
-            "print": {
-                **body,
-                "command": "push_status",
-                "msg": 0 if full else 1,
-                "sequence_id": str(next(self._sequence)),
-            }
-        }
+        envelope: Json = {"command": "push_status", "sequence_id": str(next(self._sequence))}
+        if not (full and "full_without_msg" in self.quirks):
+            envelope["msg"] = 0 if full else 1
+        return {"print": {**body, **envelope}}
 
     def push_full(self) -> None:
         """Publish the whole `print` object (what pushall gets)."""
@@ -486,7 +494,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tests.virtual_printer.firmware",
         description="Without --serial (and with stdio control) the first stdin line is the "
         'configuration: {"serial", "port", "password", "model", "time_scale", '
-        '"push_interval", "demo_print", "log"}. That lets a process start (and import paho) '
+        '"push_interval", "demo_print", "quirks", "log"}. That lets a process start (and import '
+        "paho) "
         "before anyone knows which printer it will be.",
     )
     parser.add_argument("--serial")
@@ -537,6 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         port=int(config["port"]),
         password=config.get("password") or os.environ.get(PASSWORD_ENV, ""),
         push_interval=float(config["push_interval"]),
+        quirks=frozenset(config.get("quirks") or ()),
     )
     firmware.run(lambda: stop, control)
     return 0

@@ -33,7 +33,7 @@ class ModelSpec:
     full_reports: bool  # X1: the whole `print` object every push; others: deltas
     door: Literal["home_flag", "stat"] | None
     lights: tuple[str, ...]
-    idle_stage: int  # stg_cur when idle: -1 on X1, 255 on P1/A1
+    idle_stage: int  # stg_cur when idle: -1 on X1, 255 on P1, 0 (sic) on the A1 mini
     chamber_sensor: bool
     dual_nozzle: bool
     sw_ver: str
@@ -98,7 +98,7 @@ SPECS: dict[str, ModelSpec] = {
         full_reports=False,
         door=None,
         lights=("chamber_light",),
-        idle_stage=255,
+        idle_stage=0,  # a real idle A1 mini: stg_cur 0 ("printing") with gcode_state IDLE
         chamber_sensor=False,
         dual_nozzle=False,
         sw_ver="01.04.00.00",
@@ -240,8 +240,9 @@ def _h2d_device() -> Json:
         "ctc": {"info": {"temp": ambient}, "state": 0},
         "nozzle": {
             "info": [
+                # codes: flow type (S standard, H high flow) + material (01 hardened steel)
                 {"id": 0, "diameter": 0.4, "type": "HS01"},
-                {"id": 1, "diameter": 0.4, "type": "HS01"},
+                {"id": 1, "diameter": 0.6, "type": "HH01"},
             ],
             "exist": 3,
             "state": 0,
@@ -288,7 +289,7 @@ def initial_state(spec: ModelSpec, fun: int = 0x3EC1AFFF9CFF & ~SIGNED_COMMANDS_
         | (PROMPT_SOUND_BIT | PROMPT_SOUND_SUPPORTED_BIT if spec.prompt_sound else 0),
         "hw_switch_state": 1,
         "nozzle_diameter": "0.4",
-        "nozzle_type": "hardened_steel",
+        "nozzle_type": "hardened_steel",  # stale on the H2D: `device.nozzle.info` is current
         "fun": f"{fun:X}",
         "upgrade_state": {
             "new_version_state": 2,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import base64
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from functools import cache
 import json
 import os
@@ -59,9 +59,11 @@ class VirtualPrinter:
         push_interval: float = 1.0,
         demo_print: bool = False,
         prewarm: bool = False,
+        quirks: Iterable[str] = (),
     ) -> None:
         """`prewarm`: take an already started firmware process and start the next one for
-        whoever comes after (saves the ~0.5 s Python needs to import paho)."""
+        whoever comes after (saves the ~0.5 s Python needs to import paho). `quirks`: firmware
+        oddities of real printers to imitate (`firmware.QUIRKS`)."""
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; one of {PROFILES}")
         check_secret(access_code)
@@ -83,6 +85,7 @@ class VirtualPrinter:
             "time_scale": time_scale,
             "push_interval": push_interval,
             "demo_print": demo_print,
+            "quirks": sorted(quirks),
         }
         self._prewarm = prewarm
         self._firmware: subprocess.Popen[bytes] | None = None

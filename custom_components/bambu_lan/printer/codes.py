@@ -17,6 +17,9 @@ GCODE_STATES: Final = frozenset(
     {"IDLE", "PREPARE", "RUNNING", "PAUSE", "FINISH", "FAILED", "SLICING", "INIT"}
 )
 
+JOB_OVER_STATES: Final = frozenset({"IDLE", "FINISH", "FAILED"})
+"""Job states in which nothing is being printed."""
+
 STAGE_NAMES: Final[Mapping[int, str]] = {
     -1: "idle",  # X1
     0: "printing",

@@ -8,6 +8,7 @@ from .codes import (
     AUTO_RECOVERY_BIT,
     DOOR_OPEN_BIT,
     GCODE_STATES,
+    JOB_OVER_STATES,
     PROMPT_SOUND_BIT,
     SDCARD_PRESENT_BIT,
     SDCARD_STATES,
@@ -16,6 +17,7 @@ from .codes import (
     STAGE_NAMES,
 )
 from .models import STAT_DOOR_MODELS, X1_FAMILY, PrinterModel
+from .nozzle import NozzleKind, parse_nozzle_type
 from .values import (
     AmsTray,
     AmsUnit,
@@ -31,6 +33,7 @@ from .values import (
     to_int,
     to_str,
     unpack_temp,
+    whole_degrees,
 )
 
 _MISSING: Final = object()
@@ -105,9 +108,16 @@ class StateFields:
 
     @property
     def stage_name(self) -> str | None:
-        """Snake-case name of the current stage (`STAGE_NAMES`); None for unknown ids."""
+        """Snake-case name of the current stage (`STAGE_NAMES`); None for unknown ids.
+
+        The stage agrees with the job: an idle A1 mini reports `stg_cur` 0 ("printing") with
+        `gcode_state` IDLE, so outside a job "printing" reads as idle.
+        """
         stage = self.stage
-        return None if stage is None else STAGE_NAMES.get(stage)
+        name = None if stage is None else STAGE_NAMES.get(stage)
+        if name == "printing" and self.gcode_state in JOB_OVER_STATES:
+            return "idle"
+        return name
 
     @property
     def progress(self) -> int | None:
@@ -161,35 +171,41 @@ class StateFields:
 
     # --- temperatures -------------------------------------------------------------------------
 
+    # Temperatures are whole degrees. P1/A1/X1 send the raw ADC reading (219.96875 °C, 1/32 °C
+    # steps) that jitters by a few steps every second around a steady setpoint; the printer's
+    # screen, the slicer and the packed H2 fields (whole degrees by construction) all show whole
+    # degrees, and the thermistors are not accurate to better than about ±1 °C. Rounding here
+    # keeps a steady heater from writing a recorder row every second.
+
     @property
     def nozzle_temp(self) -> float | None:
         """Active nozzle temperature (°C); H2-style packed values win over the legacy field."""
         packed = self._active_nozzle_temps()
-        return packed[0] if packed else to_float(self._view.get("nozzle_temper"))
+        return packed[0] if packed else whole_degrees(self._view.get("nozzle_temper"))
 
     @property
     def nozzle_target(self) -> float | None:
         """Active nozzle target (°C)."""
         packed = self._active_nozzle_temps()
-        return packed[1] if packed else to_float(self._view.get("nozzle_target_temper"))
+        return packed[1] if packed else whole_degrees(self._view.get("nozzle_target_temper"))
 
     @property
     def bed_temp(self) -> float | None:
         """Bed temperature (°C)."""
         packed = unpack_temp(dig(self._part("device", "bed"), "info", "temp"))
-        return packed[0] if packed else to_float(self._view.get("bed_temper"))
+        return packed[0] if packed else whole_degrees(self._view.get("bed_temper"))
 
     @property
     def bed_target(self) -> float | None:
         """Bed target (°C)."""
         packed = unpack_temp(dig(self._part("device", "bed"), "info", "temp"))
-        return packed[1] if packed else to_float(self._view.get("bed_target_temper"))
+        return packed[1] if packed else whole_degrees(self._view.get("bed_target_temper"))
 
     @property
     def chamber_temp(self) -> float | None:
         """Chamber temperature as reported; junk on models without a sensor (gate on model)."""
         packed = unpack_temp(dig(self._part("device", "ctc"), "info", "temp"))
-        return packed[0] if packed else to_float(self._view.get("chamber_temper"))
+        return packed[0] if packed else whole_degrees(self._view.get("chamber_temper"))
 
     @property
     def chamber_target(self) -> float | None:
@@ -230,7 +246,7 @@ class StateFields:
                     temp=temps[0] if temps else None,
                     target=temps[1] if temps else None,
                     diameter=to_float(detail.get("diameter")),
-                    type=to_str(detail.get("type")),
+                    kind=parse_nozzle_type(detail.get("type")),
                 )
             )
         return sorted(nozzles, key=lambda nozzle: nozzle.id)
@@ -255,9 +271,22 @@ class StateFields:
         return to_float(self._view.get("nozzle_diameter"))
 
     @property
-    def nozzle_type(self) -> str | None:
-        """E.g. "stainless_steel" or "hardened_steel"."""
-        return to_str(self._view.get("nozzle_type"))
+    def nozzle_type(self) -> NozzleKind | None:
+        """Material and flow type of a single-nozzle printer's nozzle.
+
+        From `nozzle_type` (a word on older firmware, a code such as "HH01" on newer); parts it
+        leaves open (a word has no flow type) come from `device.nozzle.info[0]` where reported.
+        On dual-nozzle printers read `nozzles` instead: the top-level field can be stale there.
+        """
+        top = parse_nozzle_type(self._view.get("nozzle_type"))
+        infos = dig(self._part("device", "nozzle"), "info")
+        first = infos[0] if type(infos) is list and infos and type(infos[0]) is dict else {}
+        detail = parse_nozzle_type(first.get("type"))
+        if top is None or detail is None:
+            return top or detail
+        return NozzleKind(
+            material=top.material or detail.material, flow=top.flow or detail.flow, raw=top.raw
+        )
 
     # --- fans and speed -----------------------------------------------------------------------
 

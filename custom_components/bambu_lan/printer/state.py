@@ -21,12 +21,17 @@ caller may reuse or mutate a message after applying it.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import Any, Final
 
 from .fields import Readable, ReadRecorder, StateFields
 from .merge import PRINT_SCHEMA, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
 from .values import AP_BOARDS, ModuleInfo, parse_module_info
+
+CORE_FIELDS: Final = ("gcode_state", "mc_percent", "bed_temper")
+"""Fields every model's full report carries and deltas rarely do all at once."""
+
+_MISSING: Final = object()
 
 # --- the state ----------------------------------------------------------------------------------
 
@@ -50,10 +55,15 @@ class PrinterState(StateFields):
         self._modules: dict[str, ModuleInfo] = {}
         self._model = model_from_serial(self.serial)
         self.full_state_received = False
-        """Set by a full report (`push_status` with `msg` 0, e.g. the reply to pushall).
+        """Set by the first full report (see `is_full_report`), e.g. the reply to pushall."""
+        self._awaiting_full = True
 
-        The owner may clear it after a reconnect to wait for the next full report.
+    def expect_full_report(self) -> None:
+        """We (re)connected and asked for pushall: the next report with the core fields is full.
+
+        Some firmware (an H2D from 2025, some X1C) answers pushall without any `msg` key.
         """
+        self._awaiting_full = True
 
     # --- input --------------------------------------------------------------------------------
 
@@ -94,8 +104,21 @@ class PrinterState(StateFields):
         view, self._view = self._view, self._print
         return frozenset(view.keys) if isinstance(view, ReadRecorder) else frozenset()
 
+    def is_full_report(self, status: dict[str, Any]) -> bool:
+        """Whether a `push_status` body holds the whole state (so lists it omits are gone).
+
+        `msg` 0 is full and any other `msg` a delta. Without `msg`, it is full only while we await
+        the answer to pushall (the first report after connecting) and it carries the core fields.
+        """
+        msg = status.get("msg", _MISSING)
+        if msg is not _MISSING:
+            return type(msg) is int and msg == 0
+        return self._awaiting_full and all(key in status for key in CORE_FIELDS)
+
     def _apply_status(self, status: dict[str, Any]) -> bool:
-        full = type(status.get("msg")) is int and status["msg"] == 0
+        full = self.is_full_report(status)
+        if full:
+            self._awaiting_full = False
         keys: set[str] = set()
         changed = merge_obj(self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys)
         self.changed_keys = frozenset(keys)

@@ -8,6 +8,8 @@ import json
 import math
 from typing import Any, Final
 
+from .nozzle import NozzleKind
+
 MAX_PAYLOAD_BYTES: Final = 256 * 1024
 """Reports larger than this are dropped undecoded (a full X1 report is about 5-15 KiB)."""
 
@@ -100,6 +102,12 @@ def unpack_temp(value: Any) -> tuple[float, float] | None:
     return float(packed & 0xFFFF), float((packed >> 16) & 0xFFFF)
 
 
+def whole_degrees(value: Any) -> float | None:
+    """A temperature rounded to whole degrees (half up, not to even: 219.5 -> 220)."""
+    number = to_float(value)
+    return None if number is None else float(math.floor(number + 0.5))
+
+
 def steps_to_percent(value: Any) -> int | None:
     """Fan speed in 0-15 steps (as the printer reports it) to percent."""
     steps = to_int(value)
@@ -131,7 +139,7 @@ class Nozzle:
     temp: float | None
     target: float | None
     diameter: float | None
-    type: str | None
+    kind: NozzleKind | None
 
 
 @dataclass(frozen=True, slots=True)
