@@ -8,7 +8,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
 from . import discovery, issues
-from .const import DOMAIN
+from .const import CONF_CA_VERIFIED, DOMAIN, is_ca_verified
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
 PLATFORMS: list[Platform] = [
@@ -27,6 +27,23 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Listen for printer announcements (UDP 2021) while Home Assistant runs."""
     await discovery.async_start_discovery(hass)
+    return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:
+    """1.1 -> 1.2: record whether a bundled CA has proven the printer's identity.
+
+    Entries before 1.2 were created without a pin only after their chain verified against the
+    bundled CAs; a pinned one is treated as never verified (it may have been pinned from a
+    repair, which no longer exists).
+    """
+    if entry.version > 1:
+        return False  # written by a newer version of the integration
+    if entry.minor_version < 2:
+        verified = is_ca_verified(entry.data, entry.options)
+        hass.config_entries.async_update_entry(
+            entry, data={**entry.data, CONF_CA_VERIFIED: verified}, minor_version=2
+        )
     return True
 
 

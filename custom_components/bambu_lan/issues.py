@@ -31,10 +31,6 @@ if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
 
 SIGNED_COMMANDS: Final = "signed_commands"
-# Which fix flow (repairs.py) a fixable issue's data asks for.
-FLOW_PIN: Final = "pin"
-FLOW_ACCEPT: Final = "accept"
-
 _WARNINGS: Final = frozenset({CertificateIssue.EXPIRING_SOON, CertificateIssue.CHANGED})
 
 
@@ -121,21 +117,11 @@ def _placeholders(
 
 
 def _fix_data(
-    key: CertificateIssue,
-    entry: ConfigEntry,
-    report: CertificateReport | None,
-    error: PrinterTLSError | None,
+    key: CertificateIssue, entry: ConfigEntry, report: CertificateReport | None
 ) -> dict[str, str | int | float | None] | None:
-    """What a fix flow needs: exactly the certificate the issue shows."""
-    if key is CertificateIssue.CHANGED and report is not None:
-        return {"flow": FLOW_ACCEPT, "entry_id": entry.entry_id, "fingerprint": report.sha256}
-    if key in FIXABLE_ISSUES and error is not None and error.leaf_pem is not None:
-        return {
-            "flow": FLOW_PIN,
-            "entry_id": entry.entry_id,
-            "fingerprint": error.fingerprint,
-            "leaf_pem": error.leaf_pem,
-        }
+    """What a fix flow needs: exactly the certificate the issue shows (see FIXABLE_ISSUES)."""
+    if key in FIXABLE_ISSUES and report is not None:
+        return {"entry_id": entry.entry_id, "fingerprint": report.sha256}
     return None
 
 
@@ -158,7 +144,7 @@ def async_sync_certificate_issue(
             ir.async_delete_issue(hass, DOMAIN, issue_id(other, entry))
     if key is None:
         return
-    data = _fix_data(key, entry, report, error)
+    data = _fix_data(key, entry, report)
     ir.async_create_issue(
         hass,
         DOMAIN,
