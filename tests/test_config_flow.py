@@ -265,6 +265,19 @@ async def test_standard_port_is_not_stored(
         ({CONF_SERIAL: "01P00A12345678-"}, {CONF_SERIAL: "invalid_serial"}),
         ({CONF_ACCESS_CODE: "1234567"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
         ({CONF_ACCESS_CODE: "1234-678"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
+        ({CONF_HOST: "127.0.0.1\x00evil"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: ""}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "   "}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "a" * 300}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: f"{'b' * 64}.local"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "printer_1.lan"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "http://192.0.2.10"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "999.1.1.1"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "fe80::1%eth0 x"}, {CONF_HOST: "invalid_host"}),
+        (
+            {CONF_HOST: "-bad.lan", CONF_SERIAL: "x"},
+            {CONF_HOST: "invalid_host", CONF_SERIAL: "invalid_serial"},
+        ),
         (
             {CONF_SERIAL: "x", CONF_ACCESS_CODE: ""},
             {CONF_SERIAL: "invalid_serial", CONF_ACCESS_CODE: "invalid_access_code_format"},
@@ -1026,7 +1039,11 @@ def test_pin_offered_only_for_the_certificate_described(test_cas: TestCAs) -> No
     ("raw", "shown"),
     [
         ("CN=Untrusted Test CA,O=Example", "CN=Untrusted Test CA,O=Example"),
-        ("[click me](https://evil.example/x)", "click mehttps://evil.example/x"),
+        ("[click me](https://evil.example/x)", "click me"),
+        ("Office http://evil.example/x printer", "Office printer"),
+        ("Visit WWW.evil.example now", "Visit now"),
+        ("ftp://a.b hxxp://c.d", ""),
+        ("http:/*/evil.example", ""),
         ("<img src=x onerror=alert(1)>", "img src=x onerror=alert1"),
         ("**bold** _it_ `code` # h | t \\ !", "bold it code h t"),
         ("line 1\nline 2\r\n\tline 3\u2028end\x00", "line 1 line 2 line 3 end"),
@@ -1053,11 +1070,20 @@ async def test_discovered_names_are_plain_text(hass: HomeAssistant) -> None:
 
     placeholders = result["description_placeholders"]
     assert placeholders["model"] == "X1 bCarbon/b"
-    assert placeholders["name"] == "Shophttps://evil.example Big"
+    assert placeholders["name"] == "Shop Big"
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-    assert flows[0]["context"]["title_placeholders"]["name"] == (
-        "X1 bCarbon/b Shophttps://evil.example Big"
+    # The discovery card's title: no URL reaches it.
+    assert flows[0]["context"]["title_placeholders"]["name"] == "X1 bCarbon/b Shop Big"
+
+
+async def test_discovered_url_never_reaches_the_card(hass: HomeAssistant) -> None:
+    """A name that is only a link leaves the card with the serial instead."""
+    result = await start_discovery_flow(
+        hass, {**OFFLINE_DISCOVERY, "name": "www.evil.example/login"}
     )
+    assert result["description_placeholders"]["name"] == OFFLINE_SERIAL
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert "evil" not in str(flows[0]["context"]["title_placeholders"])
 
 
 # --- reauthentication ----------------------------------------------------------------------------
@@ -1466,3 +1492,20 @@ async def test_reconfigure_never_pins_a_verified_printer(
 
     assert entry.options == {}
     assert printer.logins() == logins
+
+
+async def test_reconfigure_refuses_an_invalid_host_before_connecting(
+    hass: HomeAssistant, session_log: list[tuple[str, object]]
+) -> None:
+    """A bad host is refused per field, without a connection, and nothing is stored."""
+    entry = offline_entry()
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    for host in ("127.0.0.1\x00evil", "", "a" * 300, f"{'c' * 64}.lan"):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: host}
+        )
+        assert result["errors"] == {CONF_HOST: "invalid_host"}
+    assert "invalid_host" in TRANSLATIONS["config"]["error"]
+    assert session_log == []
+    assert entry.data[CONF_HOST] == UNUSED_ADDRESS

@@ -47,6 +47,7 @@ from .const import (
 from .discovery import CONF_MODEL, CONF_NAME, async_get_announcement
 from .issues import display_text
 from .printer.announce import SERIAL_RE
+from .printer.hosts import normalize_host
 from .printer.models import model_label
 from .printer.session import (
     CannotConnect,
@@ -324,10 +325,14 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders: dict[str, str] = {}
         offer, self._offer = self._offer, None
         if user_input is not None:
-            host = user_input[CONF_HOST].strip()
+            host = normalize_host(user_input[CONF_HOST]) or ""
             serial = user_input[CONF_SERIAL].strip().upper()
             access_code = user_input[CONF_ACCESS_CODE].strip()
-            user_input = {**user_input, CONF_HOST: host, CONF_SERIAL: serial}
+            if host:
+                user_input = {**user_input, CONF_HOST: host}
+            else:
+                errors[CONF_HOST] = "invalid_host"
+            user_input = {**user_input, CONF_SERIAL: serial}
             if not SERIAL_RE.fullmatch(serial):
                 errors[CONF_SERIAL] = "invalid_serial"
             if not ACCESS_CODE_RE.fullmatch(access_code):
@@ -503,7 +508,7 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         self._abort_if_unique_id_configured()
         name = self._discovered.get(CONF_NAME)
         if name is None and (announcement := async_get_announcement(self.hass, serial)):
-            name = announcement.name
+            name = display_text(announcement.name) or None
         data: dict[str, Any] = {
             CONF_HOST: host,
             CONF_SERIAL: serial,
@@ -572,12 +577,15 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders: dict[str, str] = {}
         offer, self._offer = self._offer, None
         if user_input is not None:
-            host = user_input[CONF_HOST].strip()
+            host = normalize_host(user_input[CONF_HOST]) or ""
             typed_code = user_input.get(CONF_ACCESS_CODE, "").strip()
             access_code = typed_code or entry.data.get(CONF_ACCESS_CODE, "")
-            user_input = {**user_input, CONF_HOST: host}
+            if host:
+                user_input = {**user_input, CONF_HOST: host}
             remove_pin = pinned and bool(user_input.get(CONF_REMOVE_PIN))
-            if not ACCESS_CODE_RE.fullmatch(access_code):
+            if not host:
+                errors[CONF_HOST] = "invalid_host"
+            elif not ACCESS_CODE_RE.fullmatch(access_code):
                 errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
             elif user_input.get(CONF_TRUST_CERTIFICATE) and offer and offer.host == host:
                 if not typed_code:

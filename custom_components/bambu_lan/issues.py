@@ -40,17 +40,21 @@ def issue_id(key: str, entry: ConfigEntry) -> str:
 
 
 _MARKUP: Final = re.compile(r"[\[\]()<>*_`\\|#!~]")
+# Links, written out or bare: `scheme://...` and `www....` up to the next white space.
+_URL: Final = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S*", re.IGNORECASE)
 DISPLAY_LIMIT: Final = 64
 
 
 def display_text(text: str | None, limit: int = DISPLAY_LIMIT) -> str:
     """Text chosen by whoever made a certificate (or an announcement), made inert for display.
 
-    Repair, form and flow texts are rendered as markdown, so a forged issuer name could otherwise
-    carry a link or formatting into the very dialog that asks the user to trust it.
+    Repair, form and flow texts are rendered as markdown (and the frontend turns bare URLs into
+    links), so a forged issuer or printer name could otherwise carry a link or formatting into
+    the very dialog that asks the user to trust it.
     """
     printable = "".join(char if char.isprintable() else " " for char in text or "")
-    flat = " ".join(_MARKUP.sub("", printable).split())
+    # URLs before and after the markup: removing markup must not assemble one ("http:/*/...").
+    flat = " ".join(_URL.sub(" ", _MARKUP.sub("", _URL.sub(" ", printable))).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
