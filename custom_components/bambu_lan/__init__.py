@@ -37,13 +37,12 @@ async def async_migrate_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> b
     bundled CAs; a pinned one is treated as never verified (it may have been pinned from a
     repair, which no longer exists).
     """
-    if entry.version > 1:
-        return False  # written by a newer version of the integration
-    if entry.minor_version < 2:
-        verified = is_ca_verified(entry.data, entry.options)
-        hass.config_entries.async_update_entry(
-            entry, data={**entry.data, CONF_CA_VERIFIED: verified}, minor_version=2
-        )
+    # Home Assistant calls this only for an older version (a newer one fails to load), and 1.2
+    # is the first minor version after 1.1.
+    verified = is_ca_verified(entry.data, entry.options)
+    hass.config_entries.async_update_entry(
+        entry, data={**entry.data, CONF_CA_VERIFIED: verified}, minor_version=2
+    )
     return True
 
 
