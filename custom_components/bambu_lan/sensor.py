@@ -383,7 +383,11 @@ class BambuEndTimeSensor(BambuEntity, SensorEntity):
             # The end moves later by every paused minute: no estimate until the job resumes.
             self._remaining = None
             self._attr_native_value = None
-        elif state.gcode_state in ACTIVE_JOB_STATES and remaining is not None:
+        elif state.gcode_state in ACTIVE_JOB_STATES and remaining is None:
+            # Not reported, or beyond what it can mean (e.g. 1e12 minutes): no estimate.
+            self._remaining = None
+            self._attr_native_value = None
+        elif state.gcode_state in ACTIVE_JOB_STATES:
             if remaining != self._remaining:
                 self._remaining = remaining
                 now = utcnow() + timedelta(seconds=30)  # round to the nearest minute

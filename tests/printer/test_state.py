@@ -1258,3 +1258,95 @@ def test_changed_keys() -> None:
     assert state.progress == 77
     assert state.recorded_reads() == {"mc_percent"}
     assert state.recorded_reads() == frozenset()  # not recording any more
+
+
+HUGE_VALUES: list[Any] = [1e12, -1000, -1e12, "nan", float("nan"), "inf", 10**400, "9" * 5000]
+
+
+@pytest.mark.parametrize(
+    "huge",
+    HUGE_VALUES,
+    ids=["1e12", "-1000", "-1e12", "nan-str", "nan", "inf-str", "10**400", "9x5000"],
+)
+def test_numeric_accessors_clamp_what_cannot_be_meant(huge: Any) -> None:
+    """Huge, negative, NaN and infinite values read as unknown, never as a number that breaks
+    whoever uses it (an end time 1e12 minutes away overflows datetime)."""
+    packed = huge if type(huge) is not float else 0xFFFFFFFF
+    state = PrinterState()  # nothing earlier to fall back on
+    state.apply(
+        delta(
+            mc_remaining_time=huge,
+            mc_percent=huge,
+            layer_num=huge,
+            total_layer_num=huge,
+            spd_mag=huge,
+            stg_cur=huge,
+            nozzle_temper=huge,
+            bed_temper=huge,
+            bed_target_temper=huge,
+            chamber_temper=huge,
+            nozzle_target_temper=huge,
+            nozzle_diameter=huge,
+            wifi_signal=f"{huge}dBm",
+            device={
+                "bed": {"info": {"temp": packed}},
+                "ctc": {"info": {"temp": packed}},
+                "extruder": {"info": [{"id": 0, "temp": packed}, {"id": huge, "temp": 1}]},
+                "nozzle": {"info": [{"id": 0, "diameter": huge}]},
+            },
+            ams={
+                "ams": [
+                    {"id": huge, "tray": []},
+                    {"id": "0", "humidity_raw": huge, "temp": huge, "tray": [{"id": huge}]},
+                ],
+                "tray_now": huge,
+            },
+        )
+    )
+    for name in (
+        "remaining_minutes",
+        "progress",
+        "layer",
+        "total_layers",
+        "speed_percent",
+        "stage",
+        "nozzle_temp",
+        "nozzle_target",
+        "bed_temp",
+        "bed_target",
+        "chamber_temp",
+        "chamber_target",
+        "nozzle_diameter",
+        "wifi_dbm",
+        "active_tray",
+    ):
+        assert getattr(state, name) is None, name
+    assert [nozzle.id for nozzle in state.nozzles] == [0]
+    assert state.nozzles[0].temp is None
+    assert state.nozzles[0].diameter is None
+    (unit,) = state.ams_units
+    assert unit.id == 0
+    assert unit.humidity_percent is None
+    assert unit.temp is None
+    assert unit.trays == ()
+
+
+def test_clamps_keep_real_values() -> None:
+    """The bounds sit well outside anything a printer reports."""
+    state = state_with(
+        delta(
+            mc_remaining_time=60 * 24 * 14,
+            layer_num=0,
+            total_layer_num=4000,
+            spd_mag=166,
+            nozzle_temper=300.5,
+            bed_temper=-5,
+            nozzle_diameter="0.4",
+            wifi_signal="-90dBm",
+        )
+    )
+    assert state.remaining_minutes == 20160
+    assert (state.layer, state.total_layers, state.speed_percent) == (0, 4000, 166)
+    assert (state.nozzle_temp, state.bed_temp) == (300.5, -5.0)
+    assert state.nozzle_diameter == 0.4
+    assert state.wifi_dbm == -90

@@ -14,10 +14,12 @@ from .codes import (
 )
 from .models import STAT_DOOR_MODELS, X1_FAMILY, PrinterModel
 from .values import (
+    ID_RANGE,
     AmsTray,
     AmsUnit,
     HmsEntry,
     Nozzle,
+    bounded,
     dig,
     parse_ams_unit,
     parse_hms_entry,
@@ -27,10 +29,17 @@ from .values import (
     to_hex,
     to_int,
     to_str,
+    to_temp,
     unpack_temp,
 )
 
 _MISSING: Final = object()
+
+# Clamps for what a report can mean; beyond them a value is broken or forged and reads as unknown.
+MAX_REMAINING_MINUTES: Final = 60 * 24 * 60  # 60 days
+MAX_LAYERS: Final = 100_000
+MAX_SPEED_PERCENT: Final = 1000
+NOZZLE_DIAMETER_RANGE: Final = (0.1, 2.0)  # mm; printers ship 0.2 to 0.8
 
 
 SHARED_BLOCKS: Final = frozenset({"device", "ams"})
@@ -98,7 +107,7 @@ class StateFields:
     @property
     def stage(self) -> int | None:
         """The current stage id (`stg_cur`)."""
-        return to_int(self._view.get("stg_cur"))
+        return bounded(to_int(self._view.get("stg_cur")), -1, 0xFFFF)
 
     @property
     def stage_name(self) -> str | None:
@@ -115,18 +124,17 @@ class StateFields:
     @property
     def remaining_minutes(self) -> int | None:
         """Estimated minutes left."""
-        value = to_int(self._view.get("mc_remaining_time"))
-        return value if value is not None and value >= 0 else None
+        return bounded(to_int(self._view.get("mc_remaining_time")), 0, MAX_REMAINING_MINUTES)
 
     @property
     def layer(self) -> int | None:
         """Current layer."""
-        return self._non_negative_int("layer_num")
+        return bounded(to_int(self._view.get("layer_num")), 0, MAX_LAYERS)
 
     @property
     def total_layers(self) -> int | None:
         """Layers in the job."""
-        return self._non_negative_int("total_layer_num")
+        return bounded(to_int(self._view.get("total_layer_num")), 0, MAX_LAYERS)
 
     @property
     def job_name(self) -> str | None:
@@ -152,41 +160,37 @@ class StateFields:
             return None
         return f"{value >> 16:04X}_{value & 0xFFFF:04X}"
 
-    def _non_negative_int(self, key: str) -> int | None:
-        value = to_int(self._view.get(key))
-        return value if value is not None and value >= 0 else None
-
     # --- temperatures -------------------------------------------------------------------------
 
     @property
     def nozzle_temp(self) -> float | None:
         """Active nozzle temperature (°C); H2-style packed values win over the legacy field."""
         packed = self._active_nozzle_temps()
-        return packed[0] if packed else to_float(self._view.get("nozzle_temper"))
+        return packed[0] if packed else to_temp(self._view.get("nozzle_temper"))
 
     @property
     def nozzle_target(self) -> float | None:
         """Active nozzle target (°C)."""
         packed = self._active_nozzle_temps()
-        return packed[1] if packed else to_float(self._view.get("nozzle_target_temper"))
+        return packed[1] if packed else to_temp(self._view.get("nozzle_target_temper"))
 
     @property
     def bed_temp(self) -> float | None:
         """Bed temperature (°C)."""
         packed = unpack_temp(dig(self._part("device", "bed"), "info", "temp"))
-        return packed[0] if packed else to_float(self._view.get("bed_temper"))
+        return packed[0] if packed else to_temp(self._view.get("bed_temper"))
 
     @property
     def bed_target(self) -> float | None:
         """Bed target (°C)."""
         packed = unpack_temp(dig(self._part("device", "bed"), "info", "temp"))
-        return packed[1] if packed else to_float(self._view.get("bed_target_temper"))
+        return packed[1] if packed else to_temp(self._view.get("bed_target_temper"))
 
     @property
     def chamber_temp(self) -> float | None:
         """Chamber temperature as reported; junk on models without a sensor (gate on model)."""
         packed = unpack_temp(dig(self._part("device", "ctc"), "info", "temp"))
-        return packed[0] if packed else to_float(self._view.get("chamber_temper"))
+        return packed[0] if packed else to_temp(self._view.get("chamber_temper"))
 
     @property
     def chamber_target(self) -> float | None:
@@ -216,7 +220,7 @@ class StateFields:
             details = {to_int(item.get("id")): item for item in infos if type(item) is dict}
         nozzles = []
         for item in self._extruder_infos():
-            nozzle_id = to_int(item.get("id"))
+            nozzle_id = bounded(to_int(item.get("id")), *ID_RANGE)
             if nozzle_id is None:
                 continue
             temps = unpack_temp(item.get("temp"))
@@ -226,7 +230,7 @@ class StateFields:
                     id=nozzle_id,
                     temp=temps[0] if temps else None,
                     target=temps[1] if temps else None,
-                    diameter=to_float(detail.get("diameter")),
+                    diameter=bounded(to_float(detail.get("diameter")), *NOZZLE_DIAMETER_RANGE),
                     type=to_str(detail.get("type")),
                 )
             )
@@ -249,7 +253,7 @@ class StateFields:
     @property
     def nozzle_diameter(self) -> float | None:
         """Nozzle diameter (mm)."""
-        return to_float(self._view.get("nozzle_diameter"))
+        return bounded(to_float(self._view.get("nozzle_diameter")), *NOZZLE_DIAMETER_RANGE)
 
     @property
     def nozzle_type(self) -> str | None:
@@ -298,7 +302,7 @@ class StateFields:
     @property
     def speed_percent(self) -> int | None:
         """Speed in percent of standard (`spd_mag`)."""
-        return self._non_negative_int("spd_mag")
+        return bounded(to_int(self._view.get("spd_mag")), 0, MAX_SPEED_PERCENT)
 
     # --- health -------------------------------------------------------------------------------
 
@@ -374,7 +378,7 @@ class StateFields:
         value = self._view.get("wifi_signal")
         if type(value) is str:
             value = value.strip().removesuffix("dBm").removesuffix("dbm")
-        return to_int(value)
+        return bounded(to_int(value), -150, 30)
 
     @property
     def ip_address(self) -> str | None:
@@ -408,7 +412,7 @@ class StateFields:
     def active_tray(self) -> int | None:
         """Loaded tray (`ams.tray_now`): ams_id * 4 + slot, 254 external; None when none."""
         value = to_int(self._part("ams", "tray_now"))
-        return None if value is None or value == 255 or value < 0 else value
+        return None if value == 255 else bounded(value, 0, 254)
 
     @property
     def external_spools(self) -> list[AmsTray]:
