@@ -383,17 +383,16 @@ class BambuEndTimeSensor(BambuEntity, SensorEntity):
             # The end moves later by every paused minute: no estimate until the job resumes.
             self._remaining = None
             self._attr_native_value = None
-        elif state.gcode_state in ACTIVE_JOB_STATES and remaining is None:
+        elif state.gcode_state not in ACTIVE_JOB_STATES:
+            self._remaining = None
+        elif remaining is None:
             # Not reported, or beyond what it can mean (e.g. 1e12 minutes): no estimate.
             self._remaining = None
             self._attr_native_value = None
-        elif state.gcode_state in ACTIVE_JOB_STATES:
-            if remaining != self._remaining:
-                self._remaining = remaining
-                now = utcnow() + timedelta(seconds=30)  # round to the nearest minute
-                self._attr_native_value = now.replace(second=0, microsecond=0) + timedelta(
-                    minutes=remaining
-                )
-        else:
-            self._remaining = None
+        elif remaining != self._remaining:
+            self._remaining = remaining
+            now = utcnow() + timedelta(seconds=30)  # round to the nearest minute
+            self._attr_native_value = now.replace(second=0, microsecond=0) + timedelta(
+                minutes=remaining
+            )
         return (self._attr_native_value,)
