@@ -22,7 +22,7 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -30,6 +30,7 @@ from custom_components.bambu_lan import config_flow, discovery, issues
 from custom_components.bambu_lan.config_flow import PinnableCertificate
 from custom_components.bambu_lan.const import (
     CONF_ACCESS_CODE,
+    CONF_CA_VERIFIED,
     CONF_CERT_FINGERPRINT,
     CONF_HOST,
     CONF_PINNED_CERT,
@@ -225,9 +226,11 @@ async def test_user_creates_entry_and_setup_runs(
         CONF_SERIAL: printer.serial,
         CONF_ACCESS_CODE: printer.access_code,
         CONF_CERT_FINGERPRINT: printer.fingerprint,
+        CONF_CA_VERIFIED: True,  # the bundled CAs verified it: it can never be pinned
         "port": printer.port,
     }
     entry = result["result"]
+    assert (entry.version, entry.minor_version) == (1, 2)
     assert entry.unique_id == printer.serial
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
@@ -262,6 +265,19 @@ async def test_standard_port_is_not_stored(
         ({CONF_SERIAL: "01P00A12345678-"}, {CONF_SERIAL: "invalid_serial"}),
         ({CONF_ACCESS_CODE: "1234567"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
         ({CONF_ACCESS_CODE: "1234-678"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
+        ({CONF_HOST: "127.0.0.1\x00evil"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: ""}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "   "}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "a" * 300}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: f"{'b' * 64}.local"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "printer_1.lan"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "http://192.0.2.10"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "999.1.1.1"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "fe80::1%eth0 x"}, {CONF_HOST: "invalid_host"}),
+        (
+            {CONF_HOST: "-bad.lan", CONF_SERIAL: "x"},
+            {CONF_HOST: "invalid_host", CONF_SERIAL: "invalid_serial"},
+        ),
         (
             {CONF_SERIAL: "x", CONF_ACCESS_CODE: ""},
             {CONF_SERIAL: "invalid_serial", CONF_ACCESS_CODE: "invalid_access_code_format"},
@@ -896,6 +912,7 @@ async def test_user_pins_certificate_of_unknown_issuer(
     assert entry.options == {CONF_PINNED_CERT: leaf_pem(pinned)}
     assert entry.data[CONF_CERT_FINGERPRINT] == pinned.fingerprint
     assert entry.data[CONF_SERIAL] == pinned.serial
+    assert entry.data[CONF_CA_VERIFIED] is False
     assert TRUST not in entry.data
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED  # the entry's own session trusts the pin
@@ -1022,7 +1039,11 @@ def test_pin_offered_only_for_the_certificate_described(test_cas: TestCAs) -> No
     ("raw", "shown"),
     [
         ("CN=Untrusted Test CA,O=Example", "CN=Untrusted Test CA,O=Example"),
-        ("[click me](https://evil.example/x)", "click mehttps://evil.example/x"),
+        ("[click me](https://evil.example/x)", "click me"),
+        ("Office http://evil.example/x printer", "Office printer"),
+        ("Visit WWW.evil.example now", "Visit now"),
+        ("ftp://a.b hxxp://c.d", ""),
+        ("http:/*/evil.example", ""),
         ("<img src=x onerror=alert(1)>", "img src=x onerror=alert1"),
         ("**bold** _it_ `code` # h | t \\ !", "bold it code h t"),
         ("line 1\nline 2\r\n\tline 3\u2028end\x00", "line 1 line 2 line 3 end"),
@@ -1049,11 +1070,20 @@ async def test_discovered_names_are_plain_text(hass: HomeAssistant) -> None:
 
     placeholders = result["description_placeholders"]
     assert placeholders["model"] == "X1 bCarbon/b"
-    assert placeholders["name"] == "Shophttps://evil.example Big"
+    assert placeholders["name"] == "Shop Big"
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-    assert flows[0]["context"]["title_placeholders"]["name"] == (
-        "X1 bCarbon/b Shophttps://evil.example Big"
+    # The discovery card's title: no URL reaches it.
+    assert flows[0]["context"]["title_placeholders"]["name"] == "X1 bCarbon/b Shop Big"
+
+
+async def test_discovered_url_never_reaches_the_card(hass: HomeAssistant) -> None:
+    """A name that is only a link leaves the card with the serial instead."""
+    result = await start_discovery_flow(
+        hass, {**OFFLINE_DISCOVERY, "name": "www.evil.example/login"}
     )
+    assert result["description_placeholders"]["name"] == OFFLINE_SERIAL
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert "evil" not in str(flows[0]["context"]["title_placeholders"])
 
 
 # --- reauthentication ----------------------------------------------------------------------------
@@ -1297,6 +1327,7 @@ async def test_reconfigure_removes_pin_once_bundled_cas_verify(
     assert result["reason"] == "reconfigure_successful"
     assert CONF_PINNED_CERT not in entry.options
     assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert entry.data[CONF_CA_VERIFIED] is True  # proven now: never pinned again
     assert config_flow.CONF_REMOVE_PIN not in entry.data
 
 
@@ -1346,3 +1377,149 @@ async def test_title_gets_a_serial_suffix_only_on_collision(
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
     assert result["title"] == f"Bambu Lab X1 Carbon {printer.serial[-4:]}"
+
+
+# --- replacing a pinned certificate --------------------------------------------------------------
+
+
+async def test_reconfigure_repins_only_with_the_access_code_typed(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    no_entry_setup: None,
+) -> None:
+    """A pinned printer presents another certificate (e.g. after a factory reset): reconfigure
+    offers it, pinning needs the access code typed again, and the confirmation shows both
+    fingerprints. Until the user confirms, the printer receives no login."""
+    pinned = virtual_printer("P1S", "unknown_ca")
+    old_pin, old_fingerprint = leaf_pem(pinned), pinned.fingerprint
+    entry = printer_entry(pinned, options={CONF_PINNED_CERT: old_pin}, **{CONF_CA_VERIFIED: False})
+    entry.add_to_hass(hass)
+    new_fingerprint = await hass.async_add_executor_job(pinned.reissue_cert)
+    logins = pinned.logins()
+
+    result = await entry.start_reconfigure_flow(hass)
+    assert TRUST not in form_fields(result)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host}
+    )
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert form_fields(result) == [CONF_HOST, CONF_ACCESS_CODE, config_flow.CONF_REMOVE_PIN, TRUST]
+    step = TRANSLATIONS["config"]["step"]["reconfigure"]
+    assert new_fingerprint in step["data_description"][TRUST].format(
+        **result["description_placeholders"]
+    )
+
+    # The stored code is not enough to trust another certificate.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host, TRUST: True}
+    )
+    assert result["errors"] == {CONF_ACCESS_CODE: "access_code_required"}
+    assert "access_code_required" in TRANSLATIONS["config"]["error"]
+    assert TRUST in form_fields(result)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: pinned.host, CONF_ACCESS_CODE: pinned.access_code, TRUST: True},
+    )
+    assert result["step_id"] == "reconfigure_pin"
+    shown = result["description_placeholders"]
+    assert shown["pinned_fingerprint"] == old_fingerprint
+    assert shown["fingerprint"] == new_fingerprint
+    text = TRANSLATIONS["config"]["step"]["reconfigure_pin"]["description"].format(**shown)
+    assert old_fingerprint in text
+    assert new_fingerprint in text
+    assert pinned.logins() == logins  # nothing was sent to the new certificate yet
+    assert entry.options == {CONF_PINNED_CERT: old_pin}
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.options == {CONF_PINNED_CERT: leaf_pem(pinned)}
+    assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert entry.data[CONF_CA_VERIFIED] is False
+    assert pinned.logins() == logins + 1  # the validation, after the confirmation
+
+
+async def test_reconfigure_repin_refuses_a_certificate_not_shown(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    no_entry_setup: None,
+) -> None:
+    """The certificate changes again while the confirmation is open: nothing is pinned and no
+    login is sent; the form offers the newest certificate instead."""
+    pinned = virtual_printer("P1S", "self_signed")
+    old_pin = leaf_pem(pinned)
+    entry = printer_entry(pinned, options={CONF_PINNED_CERT: old_pin})
+    entry.add_to_hass(hass)
+    await hass.async_add_executor_job(pinned.reissue_cert)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: pinned.host, CONF_ACCESS_CODE: pinned.access_code, TRUST: True},
+    )
+    assert result["step_id"] == "reconfigure_pin"
+    newest = await hass.async_add_executor_job(pinned.reissue_cert)
+    logins = pinned.logins()
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["step_id"] == "reconfigure"
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert result["description_placeholders"]["fingerprint"] == newest
+    assert TRUST in form_fields(result)
+    assert entry.options == {CONF_PINNED_CERT: old_pin}
+    assert pinned.logins() == logins
+
+
+async def test_reconfigure_never_pins_a_verified_printer(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    test_cas: TestCAs,
+    no_entry_setup: None,
+) -> None:
+    """A printer the bundled CAs have verified, now answered by a self-signed impostor with its
+    serial as CN: reconfigure explains, offers no pin, and the impostor gets no login."""
+    printer = virtual_printer("X1C")
+    entry = printer_entry(printer)
+    entry.add_to_hass(hass)
+    printer.serve(issue_server("self_signed", printer.serial, test_cas))
+    logins = printer.logins()
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: printer.host, CONF_ACCESS_CODE: printer.access_code}
+    )
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert form_fields(result) == [CONF_HOST, CONF_ACCESS_CODE]
+    # Not even a hand-made request can tick a field the form does not have.
+    with pytest.raises(InvalidData):
+        await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {CONF_HOST: printer.host, CONF_ACCESS_CODE: printer.access_code, TRUST: True},
+        )
+
+    assert entry.options == {}
+    assert printer.logins() == logins
+
+
+async def test_reconfigure_refuses_an_invalid_host_before_connecting(
+    hass: HomeAssistant, session_log: list[tuple[str, object]]
+) -> None:
+    """A bad host is refused per field, without a connection, and nothing is stored."""
+    entry = offline_entry()
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    for host in ("127.0.0.1\x00evil", "", "a" * 300, f"{'c' * 64}.lan"):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: host}
+        )
+        assert result["errors"] == {CONF_HOST: "invalid_host"}
+    assert "invalid_host" in TRANSLATIONS["config"]["error"]
+    assert session_log == []
+    assert entry.data[CONF_HOST] == UNUSED_ADDRESS

@@ -39,6 +39,7 @@ from custom_components.bambu_lan import (
     binary_sensor,
     button,
     certificate,
+    entity,
     event,
     fan,
     light,
@@ -358,6 +359,62 @@ async def test_unknown_values_are_unknown_and_logged_once(
     assert len(logged) == 1
     logged = [record for record in caplog.records if "'warp_drive'" in record.getMessage()]
     assert len(logged) == 1
+
+
+@pytest.mark.usefixtures("trust_test_cas")
+async def test_forged_numbers_show_as_unknown(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    now: list[datetime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A remaining time of 1e12 minutes while printing: the end time is unknown, nothing is
+    logged at ERROR, and a sane value afterwards is shown again."""
+    _, printer = await setup_printer(hass, virtual_printer, "P1S")
+    end_time = "sensor.p1s_estimated_end_time"
+    printer.set_state({"gcode_state": "RUNNING", "mc_remaining_time": 30, "mc_percent": 1})
+    await wait_for_state(hass, end_time, "2026-05-01T12:30:00+00:00")
+
+    printer.set_state({"mc_remaining_time": 1e12, "layer_num": -5, "bed_temper": 1e300})
+    await wait_for_state(hass, end_time, STATE_UNKNOWN)
+    assert state_of(hass, "sensor.p1s_remaining_time") == STATE_UNKNOWN
+    assert state_of(hass, "sensor.p1s_current_layer") == STATE_UNKNOWN
+    assert state_of(hass, "sensor.p1s_bed_temperature") == STATE_UNKNOWN
+    printer.set_state({"mc_remaining_time": 10})
+    await wait_for_state(hass, end_time, "2026-05-01T12:10:00+00:00")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.usefixtures("trust_test_cas")
+async def test_long_strings_are_cut_to_the_state_limit(
+    hass: HomeAssistant, virtual_printer: PrinterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 100 000-character job name is shown cut to 255 characters; attributes are bounded."""
+    _, printer = await setup_printer(hass, virtual_printer, "X1C")
+    printer.set_state({"subtask_name": "J" * 100_000})
+    await poll_until(lambda: state_of(hass, "sensor.x1c_job_name").startswith("J"))
+    shown = state_of(hass, "sensor.x1c_job_name")
+    assert len(shown) == 255
+    assert shown.endswith("…")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+    for attr in range(100):  # more HMS entries than an attribute list keeps
+        printer.raise_hms(0x07000300 + attr, 0x00020002)
+    await wait_for_state(hass, "sensor.x1c_hms_errors", "100")
+    state = hass.states.get("sensor.x1c_hms_errors")
+    assert state is not None
+    assert len(state.attributes["codes"]) == entity.MAX_ATTRIBUTE_ITEMS
+
+
+def test_attribute_bounds() -> None:
+    """Every string at any depth is cut; lists keep their first items; other values stay."""
+    bounded = entity.bounded_attributes(
+        {"text": "t" * 300, "nested": {"list": ["u" * 300] * 100, "n": 1.5}, "flag": True}
+    )
+    assert bounded["text"] == "t" * 254 + "…"
+    assert bounded["nested"]["list"] == ["u" * 254 + "…"] * entity.MAX_ATTRIBUTE_ITEMS
+    assert bounded["nested"]["n"] == 1.5
+    assert bounded["flag"] is True
 
 
 @pytest.mark.usefixtures("trust_test_cas")

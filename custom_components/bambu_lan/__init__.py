@@ -10,7 +10,7 @@ from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
 from . import discovery, issues, services
-from .const import DOMAIN
+from .const import CONF_CA_VERIFIED, DOMAIN, is_ca_verified
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
 PLATFORMS: list[Platform] = [
@@ -33,6 +33,22 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Listen for printer announcements (UDP 2021) while Home Assistant runs."""
     await discovery.async_start_discovery(hass)
     services.async_setup_services(hass)
+    return True
+
+
+async def async_migrate_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bool:
+    """1.1 -> 1.2: record whether a bundled CA has proven the printer's identity.
+
+    Entries before 1.2 were created without a pin only after their chain verified against the
+    bundled CAs; a pinned one is treated as never verified (it may have been pinned from a
+    repair, which no longer exists).
+    """
+    # Home Assistant calls this only for an older version (a newer one fails to load), and 1.2
+    # is the first minor version after 1.1.
+    verified = is_ca_verified(entry.data, entry.options)
+    hass.config_entries.async_update_entry(
+        entry, data={**entry.data, CONF_CA_VERIFIED: verified}, minor_version=2
+    )
     return True
 
 

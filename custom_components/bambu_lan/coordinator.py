@@ -29,6 +29,7 @@ from .const import (
     CONF_SERIAL,
     DOMAIN,
     MQTT_PORT,
+    is_ca_verified,
 )
 from .fanout import ReportFanout
 from .printer.events import EventTracker, PrinterEvent
@@ -90,7 +91,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             data[CONF_ACCESS_CODE],
             self,
             port=data.get("port", MQTT_PORT),
-            pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
+            # Defence in depth: a printer a bundled CA has proven is never reached through a pin.
+            pinned_cert=None
+            if is_ca_verified(data, self.config_entry.options)
+            else self.config_entry.options.get(CONF_PINNED_CERT),
         )
         try:
             certificate = await session.async_connect()

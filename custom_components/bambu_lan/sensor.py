@@ -483,11 +483,14 @@ class BambuEndTimeSensor(BambuEntity, SensorEntity):
             # The end moves later by every paused minute: no estimate until the job resumes.
             self._remaining = None
             self._attr_native_value = None
-        elif state.gcode_state in ACTIVE_JOB_STATES and remaining is not None:
-            if remaining != self._remaining:
-                self._estimate(remaining)
-        else:
+        elif state.gcode_state not in ACTIVE_JOB_STATES:
             self._remaining = None
+        elif remaining is None:
+            # Not reported, or beyond what it can mean (e.g. 1e12 minutes): no estimate.
+            self._remaining = None
+            self._attr_native_value = None
+        elif remaining != self._remaining:
+            self._estimate(remaining)
         return (self._attr_native_value,)
 
     def _estimate(self, remaining: int) -> None:

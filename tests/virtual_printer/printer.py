@@ -201,6 +201,10 @@ class VirtualPrinter:
         """The end of mosquitto's log (connections, auth and TLS failures)."""
         return self.broker.log_tail(lines)
 
+    def logins(self) -> int:
+        """MQTT logins as `bblp` this printer's broker received so far (see `Broker.logins`)."""
+        return self.broker.logins()
+
     # -- broker faults ----------------------------------------------------------------------------
 
     def stop_broker(self) -> None:

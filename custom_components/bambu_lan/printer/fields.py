@@ -19,10 +19,12 @@ from .codes import (
 from .models import STAT_DOOR_MODELS, X1_FAMILY, PrinterModel
 from .nozzle import NozzleKind, parse_nozzle_type
 from .values import (
+    ID_RANGE,
     AmsTray,
     AmsUnit,
     HmsEntry,
     Nozzle,
+    bounded,
     dig,
     parse_ams_unit,
     parse_hms_entry,
@@ -37,6 +39,12 @@ from .values import (
 )
 
 _MISSING: Final = object()
+
+# Clamps for what a report can mean; beyond them a value is broken or forged and reads as unknown.
+MAX_REMAINING_MINUTES: Final = 60 * 24 * 60  # 60 days
+MAX_LAYERS: Final = 100_000
+MAX_SPEED_PERCENT: Final = 1000
+NOZZLE_DIAMETER_RANGE: Final = (0.1, 2.0)  # mm; printers ship 0.2 to 0.8
 
 
 SHARED_BLOCKS: Final = frozenset({"device", "ams"})
@@ -104,7 +112,7 @@ class StateFields:
     @property
     def stage(self) -> int | None:
         """The current stage id (`stg_cur`)."""
-        return to_int(self._view.get("stg_cur"))
+        return bounded(to_int(self._view.get("stg_cur")), -1, 0xFFFF)
 
     @property
     def stage_name(self) -> str | None:
@@ -128,18 +136,17 @@ class StateFields:
     @property
     def remaining_minutes(self) -> int | None:
         """Estimated minutes left."""
-        value = to_int(self._view.get("mc_remaining_time"))
-        return value if value is not None and value >= 0 else None
+        return bounded(to_int(self._view.get("mc_remaining_time")), 0, MAX_REMAINING_MINUTES)
 
     @property
     def layer(self) -> int | None:
         """Current layer."""
-        return self._non_negative_int("layer_num")
+        return bounded(to_int(self._view.get("layer_num")), 0, MAX_LAYERS)
 
     @property
     def total_layers(self) -> int | None:
         """Layers in the job."""
-        return self._non_negative_int("total_layer_num")
+        return bounded(to_int(self._view.get("total_layer_num")), 0, MAX_LAYERS)
 
     @property
     def job_name(self) -> str | None:
@@ -164,10 +171,6 @@ class StateFields:
         if not value:
             return None
         return f"{value >> 16:04X}_{value & 0xFFFF:04X}"
-
-    def _non_negative_int(self, key: str) -> int | None:
-        value = to_int(self._view.get(key))
-        return value if value is not None and value >= 0 else None
 
     # --- temperatures -------------------------------------------------------------------------
 
@@ -235,7 +238,7 @@ class StateFields:
             details = {to_int(item.get("id")): item for item in infos if type(item) is dict}
         nozzles = []
         for item in self._extruder_infos():
-            nozzle_id = to_int(item.get("id"))
+            nozzle_id = bounded(to_int(item.get("id")), *ID_RANGE)
             if nozzle_id is None:
                 continue
             temps = unpack_temp(item.get("temp"))
@@ -245,7 +248,7 @@ class StateFields:
                     id=nozzle_id,
                     temp=temps[0] if temps else None,
                     target=temps[1] if temps else None,
-                    diameter=to_float(detail.get("diameter")),
+                    diameter=bounded(to_float(detail.get("diameter")), *NOZZLE_DIAMETER_RANGE),
                     kind=parse_nozzle_type(detail.get("type")),
                 )
             )
@@ -268,7 +271,7 @@ class StateFields:
     @property
     def nozzle_diameter(self) -> float | None:
         """Nozzle diameter (mm)."""
-        return to_float(self._view.get("nozzle_diameter"))
+        return bounded(to_float(self._view.get("nozzle_diameter")), *NOZZLE_DIAMETER_RANGE)
 
     @property
     def nozzle_type(self) -> NozzleKind | None:
@@ -330,7 +333,7 @@ class StateFields:
     @property
     def speed_percent(self) -> int | None:
         """Speed in percent of standard (`spd_mag`)."""
-        return self._non_negative_int("spd_mag")
+        return bounded(to_int(self._view.get("spd_mag")), 0, MAX_SPEED_PERCENT)
 
     # --- health -------------------------------------------------------------------------------
 
@@ -455,7 +458,7 @@ class StateFields:
         value = self._view.get("wifi_signal")
         if type(value) is str:
             value = value.strip().removesuffix("dBm").removesuffix("dbm")
-        return to_int(value)
+        return bounded(to_int(value), -150, 30)
 
     @property
     def ip_address(self) -> str | None:
@@ -503,7 +506,7 @@ class StateFields:
     def active_tray(self) -> int | None:
         """Loaded tray (`ams.tray_now`): ams_id * 4 + slot, 254 external; None when none."""
         value = to_int(self._part("ams", "tray_now"))
-        return None if value is None or value == 255 or value < 0 else value
+        return None if value == 255 else bounded(value, 0, 254)
 
     @property
     def external_spools(self) -> list[AmsTray]:
