@@ -294,7 +294,7 @@ async def test_announced_printer_can_be_added(
     )
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "P1S Garage"
+    assert result["title"] == "Garage"  # the printer's own name
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
 
