@@ -11,6 +11,7 @@ from unittest.mock import AsyncMock
 import pytest
 
 import custom_components.bambu_lan  # noqa: F401
+from tests.translation_check import check_translations  # noqa: F401
 from tests.virtual_printer.fixtures import *  # noqa: F403
 
 

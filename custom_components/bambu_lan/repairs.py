@@ -38,6 +38,11 @@ class AcceptCertificateFlow(RepairsFlow):
         self._entry_id = entry_id
         self._fingerprint = fingerprint
 
+    def _issue_placeholders(self) -> dict[str, str]:
+        """What the issue itself shows (address, serial, …): the fix flow's step repeats it."""
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
+        return dict(issue.translation_placeholders or {}) if issue is not None else {}
+
     def _issue_unchanged(self) -> bool:
         issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self.issue_id)
         return (
@@ -67,7 +72,8 @@ class AcceptCertificateFlow(RepairsFlow):
             return self.async_show_form(
                 step_id="confirm",
                 data_schema=probatio.Schema({}),
-                description_placeholders={
+                description_placeholders=self._issue_placeholders()
+                | {
                     "title": entry.title,
                     "old_fingerprint": entry.data.get(CONF_CERT_FINGERPRINT) or "-",
                     "fingerprint": report.sha256,
