@@ -157,7 +157,8 @@ async def test_silence_watchdog(
     printer.clear_commands()
     printer.fault("silent")
     await wait_until(lambda: not coordinator.last_update_success)
-    assert "start" in sent_commands(printer)
+    # The firmware is another process: under load it may record the nudge a little later.
+    await wait_until(lambda: "start" in sent_commands(printer))
     printer.fault("resume")
     await wait_until(lambda: coordinator.last_update_success)
 
