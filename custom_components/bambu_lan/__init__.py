@@ -7,9 +7,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.typing import ConfigType
 
-from . import discovery, issues
+from . import discovery, issues, media_view
 from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
+from .services import async_setup_services
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -25,7 +26,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Listen for printer announcements (UDP 2021) while Home Assistant runs."""
+    """Register the actions; listen for printer announcements (UDP 2021)."""
+    async_setup_services(hass)
+    media_view.async_register_view(hass)
     await discovery.async_start_discovery(hass)
     return True
 

@@ -32,6 +32,7 @@ from .const import (
 )
 from .fanout import ReportFanout
 from .printer.events import EventTracker, PrinterEvent
+from .printer.ftps import FTPS_PORT, PrinterFtps
 from .printer.health import CertificateHealth, evaluate_health
 from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
 from .printer.state import PrinterState
@@ -67,6 +68,14 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._signed_commands_required: bool | None = None
         self._protocol_failures = 0
         self.session: PrinterSession | None = None
+        # The card over FTPS: connects on first use, closes when idle.
+        self.ftps = PrinterFtps(
+            self.host,
+            self.serial,
+            entry.data[CONF_ACCESS_CODE],
+            port=entry.data.get("ftps_port", FTPS_PORT),
+            pinned_cert=entry.options.get(CONF_PINNED_CERT),
+        )
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
         self.tls_error_at: str | None = None
@@ -130,10 +139,11 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         return self.state
 
     async def async_close(self) -> None:
-        """Close the connection (unload, or a failed setup)."""
+        """Close the connections (unload, or a failed setup)."""
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
+        await self.ftps.async_close()
         if self.session is not None:
             await self.session.async_close()
             self.session = None

@@ -413,3 +413,19 @@ async def test_streaming_50_mb_keeps_memory_bounded(
     assert digest.hexdigest() == expected
     print(f"\nftps: streamed 50 MB in {elapsed:.2f} s, peak traced memory {peak / 1024:.0f} KiB")
     assert peak < 8 * 1024 * 1024  # vs. 50 MiB if it were read whole
+
+
+async def test_recovers_after_the_printer_dropped_the_connection(
+    virtual_printer: PrinterFactory, trust_test_cas: Path
+) -> None:
+    """A kept connection the printer dropped (reboot) is noticed and replaced, not reported."""
+    printer = virtual_printer("P1S", ftps=True)
+    printer.add_timelapse("a", b"a")
+    async with _open(printer) as client:
+        assert len(await client.async_list("/timelapse")) == 1
+        assert client.connected
+        printer.start_ftps()  # restarts the server on the same port: our connection is dead
+        assert len(await client.async_list("/timelapse")) == 1
+    # The log spans both servers: the second one saw a fresh login.
+    assert _verbs(printer, "TLS") == ["handshake ok", "handshake ok"]
+    assert _verbs(printer, "PASS") == ["right", "right"]

@@ -178,6 +178,15 @@ def _quit(ftp: _ImplicitFTPS) -> None:
     ftp.close()
 
 
+def _alive(ftp: _ImplicitFTPS) -> bool:
+    """Whether a kept connection still answers (one round trip)."""
+    try:
+        ftp.voidcmd("NOOP")
+    except OSError, EOFError, ftplib.Error:
+        return False
+    return True
+
+
 def _recv(conn: socket.socket, size: int) -> bytes:
     """Up to `size` bytes (fewer only at the end of the file)."""
     buffer = bytearray(size)
@@ -308,6 +317,9 @@ class PrinterFtps:
                 raise FtpsError(FtpsErrorKind.PROTOCOL, "closed")
             self._cancel_idle()
             try:
+                if self._ftp is not None and not await self._call(_alive, self._ftp):
+                    # The printer rebooted or dropped us while idle: start afresh.
+                    await self._drop()
                 if self._ftp is None:
                     self._ftp = await self._open()
                 yield self._ftp
