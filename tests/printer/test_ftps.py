@@ -90,6 +90,10 @@ async def test_round_trip(
         assert progress[-1] == (300_002, 300_002)
         assert len(progress) == 2  # one call per 256 KiB chunk
 
+        # A second upload and a listing right after it (each needs a resumable session).
+        await client.async_upload(local, "/cube2.gcode.3mf")
+        assert len(await client.async_list("/")) == 4  # cache, cube, cube2, timelapse
+        await client.async_delete("/cube2.gcode.3mf")
         await client.async_delete("/cube.gcode.3mf")
         assert not (printer.sdcard / "cube.gcode.3mf").exists()
         with pytest.raises(FtpsError) as caught:
@@ -99,10 +103,10 @@ async def test_round_trip(
         assert await client.async_list("/no/such/folder") == []
         assert client.connected
 
-    # One login for all of it, and every data connection resumed the control session.
-    assert await _logged(printer, "QUIT") == [""]
-    assert _verbs(printer, "PASS") == ["right"]
-    assert _verbs(printer, "PROT") == ["P"]
+    # One login per upload, and every data connection resumed the control session.
+    assert await _logged(printer, "QUIT", 3) == ["", "", ""]
+    assert _verbs(printer, "PASS") == ["right"] * 3
+    assert _verbs(printer, "PROT") == ["P"] * 3
     data = _verbs(printer, "DATA")
     assert data
     assert set(data) == {"resumed"}

@@ -8,7 +8,8 @@ No Home Assistant imports; part of the printer library. What it guarantees:
 * `bblp` + access code, `PBSZ 0` / `PROT P`, binary type, passive mode.
 * Every data connection resumes the control connection's TLS session (the printers' vsftpd
   refuses other data connections with 522), and is closed without a TLS shutdown after a
-  transfer (the printers do not answer `unwrap()`, which then times out).
+  transfer (the printers do not answer `unwrap()` after an upload, which then times out). An
+  upload ends its control connection too: see `async_upload`.
 * One control connection per printer at a time (operations queue on a lock), opened on demand
   and closed after `idle_timeout` seconds without use: printers accept few clients.
 * ftplib is blocking: every step runs in the loop's executor, a chunk at a time for transfers,
@@ -474,6 +475,10 @@ class PrinterFtps:
                     raise
                 # No unwrap(): the printers never answer a TLS shutdown here.
                 await self._call(_finish, ftp, conn)
+                # Closed without a TLS shutdown of ours, the data connection takes the shared
+                # session down with it (OpenSSL marks it not resumable), so the next data
+                # connection could not resume it: start the next operation afresh.
+                await self._drop()
                 return sent
         finally:
             await loop.run_in_executor(None, handle.close)
