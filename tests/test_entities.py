@@ -40,6 +40,8 @@ from custom_components.bambu_lan import (
     button,
     certificate,
     event,
+    image,
+    job_sensor,
     light,
     number,
     select,
@@ -160,6 +162,9 @@ def entities_snapshot(
         shown = state.state if state else None
         if reg.domain == "event" and shown not in (None, STATE_UNKNOWN, STATE_UNAVAILABLE):
             shown = "<fired>"  # an event's state is the wall-clock time it fired
+        attributes = dict(state.attributes) if state else None
+        if attributes and "access_token" in attributes:
+            attributes["access_token"] = "<random>"  # an image's token changes every setup
         result[reg.entity_id] = {
             "unique_id": reg.unique_id,
             "translation_key": reg.translation_key,
@@ -167,7 +172,7 @@ def entities_snapshot(
             "entity_category": reg.entity_category,
             "disabled_by": reg.disabled_by,
             "state": shown,
-            "attributes": dict(state.attributes) if state else None,
+            "attributes": attributes,
         }
     return result
 
@@ -453,7 +458,14 @@ def test_translations_and_icons_cover_every_entity() -> None:
     strings = json.loads((root / "translations" / "en.json").read_text())["entity"]
     icons = json.loads((root / "icons.json").read_text())["entity"]
     descriptions: dict[str, list[EntityDescription]] = {
-        "sensor": [*sensor.SENSORS, sensor.END_TIME, *certificate.CERTIFICATE_SENSORS],
+        "sensor": [
+            *sensor.SENSORS,
+            sensor.END_TIME,
+            *certificate.CERTIFICATE_SENSORS,
+            *job_sensor.JOB_SENSORS,
+            job_sensor.COST,
+        ],
+        "image": [image.PREVIEW],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
         "button": list(button.BUTTONS),
         "event": list(event.EVENTS),

@@ -31,6 +31,7 @@ from .const import (
     MQTT_PORT,
 )
 from .fanout import ReportFanout
+from .job import JobTracker
 from .printer.events import EventTracker, PrinterEvent
 from .printer.ftps import FTPS_PORT, PrinterFtps
 from .printer.health import CertificateHealth, evaluate_health
@@ -76,6 +77,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             port=entry.data.get("ftps_port", FTPS_PORT),
             pinned_cert=entry.options.get(CONF_PINNED_CERT),
         )
+        # The running job's details from its 3MF (fetched when a print starts).
+        self.job = JobTracker(self)
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
         self.tls_error_at: str | None = None
@@ -162,6 +165,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if not self.state.apply(message):
             return
         self._check_signed_commands()
+        self.job.check()
         if self.state.full_state_received:
             self._dispatch(self.events.update(self.state, time.monotonic()))
         if not self._full_report.is_set():
