@@ -164,7 +164,9 @@ def entities_snapshot(
             shown = "<fired>"  # an event's state is the wall-clock time it fired
         attributes = dict(state.attributes) if state else None
         if attributes and "access_token" in attributes:
-            attributes["access_token"] = "<random>"  # an image's token changes every setup
+            # An image's token (also in its picture URL) changes with every setup.
+            attributes["access_token"] = "<random>"
+            attributes["entity_picture"] = str(attributes["entity_picture"]).split("?")[0]
         result[reg.entity_id] = {
             "unique_id": reg.unique_id,
             "translation_key": reg.translation_key,
