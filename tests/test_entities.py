@@ -42,6 +42,8 @@ from custom_components.bambu_lan import (
     entity,
     event,
     fan,
+    image,
+    job_sensor,
     light,
     number,
     printer_info,
@@ -169,6 +171,11 @@ def entities_snapshot(
         shown = state.state if state else None
         if reg.domain == "event" and shown not in (None, STATE_UNKNOWN, STATE_UNAVAILABLE):
             shown = "<fired>"  # an event's state is the wall-clock time it fired
+        attributes = dict(state.attributes) if state else None
+        if attributes and "access_token" in attributes:
+            # An image's token (also in its picture URL) changes with every setup.
+            attributes["access_token"] = "<random>"
+            attributes["entity_picture"] = str(attributes["entity_picture"]).split("?")[0]
         result[reg.entity_id] = {
             "unique_id": reg.unique_id,
             "translation_key": reg.translation_key,
@@ -176,7 +183,7 @@ def entities_snapshot(
             "entity_category": reg.entity_category,
             "disabled_by": reg.disabled_by,
             "state": shown,
-            "attributes": dict(state.attributes) if state else None,
+            "attributes": attributes,
         }
     return result
 
@@ -528,7 +535,10 @@ def test_translations_and_icons_cover_every_entity() -> None:
             *certificate.CERTIFICATE_SENSORS,
             *printer_info.INFO_SENSORS,
             printer_info.USAGE_HOURS,
+            *job_sensor.JOB_SENSORS,
+            job_sensor.COST,
         ],
+        "image": [image.PREVIEW],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
         "button": [*button.BUTTONS, button.REFRESH],
         "event": list(event.EVENTS),

@@ -9,7 +9,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import config_validation as cv, entity_registry as er
 from homeassistant.helpers.typing import ConfigType
 
-from . import discovery, issues, services
+from . import discovery, file_services, issues, media_view, services
 from .const import CONF_CA_VERIFIED, DOMAIN, is_ca_verified
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
@@ -18,6 +18,7 @@ PLATFORMS: list[Platform] = [
     Platform.BUTTON,
     Platform.EVENT,
     Platform.FAN,
+    Platform.IMAGE,
     Platform.LIGHT,
     Platform.NUMBER,
     Platform.SELECT,
@@ -30,7 +31,9 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
-    """Listen for printer announcements (UDP 2021) while Home Assistant runs."""
+    """Register the actions; listen for printer announcements (UDP 2021)."""
+    file_services.async_setup_services(hass)
+    media_view.async_register_view(hass)
     await discovery.async_start_discovery(hass)
     services.async_setup_services(hass)
     return True

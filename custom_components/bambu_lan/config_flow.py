@@ -22,8 +22,9 @@ from typing import Any, Final, Self, override
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
 from homeassistant.const import CONF_PORT
+from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     TextSelector,
@@ -47,6 +48,7 @@ from .const import (
 )
 from .discovery import CONF_MODEL, CONF_NAME, async_get_announcement
 from .issues import display_text
+from .options_flow import BambuOptionsFlow
 from .printer.announce import SERIAL_RE
 from .printer.hosts import normalize_host
 from .printer.models import model_label
@@ -310,6 +312,12 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
     VERSION = 1
     # 1.2: entries record whether a bundled CA has verified the printer (CONF_CA_VERIFIED).
     MINOR_VERSION = 2
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Filament prices (see options_flow.py)."""
+        return BambuOptionsFlow()
 
     def __init__(self) -> None:
         """Start with nothing discovered and no certificate on offer."""

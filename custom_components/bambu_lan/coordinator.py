@@ -32,7 +32,9 @@ from .const import (
     is_ca_verified,
 )
 from .fanout import ReportFanout
+from .job import JobTracker
 from .printer.events import EventTracker, PrinterEvent
+from .printer.ftps import FTPS_PORT, PrinterFtps
 from .printer.health import CertificateHealth, evaluate_health
 from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
 from .printer.state import PrinterState
@@ -68,6 +70,16 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._signed_commands_required: bool | None = None
         self._protocol_failures = 0
         self.session: PrinterSession | None = None
+        # The card over FTPS: connects on first use, closes when idle.
+        self.ftps = PrinterFtps(
+            self.host,
+            self.serial,
+            entry.data[CONF_ACCESS_CODE],
+            port=entry.data.get("ftps_port", FTPS_PORT),
+            pinned_cert=entry.options.get(CONF_PINNED_CERT),
+        )
+        # The running job's details from its 3MF (fetched when a print starts).
+        self.job = JobTracker(self)
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
         self.tls_error_at: str | None = None
@@ -134,10 +146,11 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         return self.state
 
     async def async_close(self) -> None:
-        """Close the connection (unload, or a failed setup)."""
+        """Close the connections (unload, or a failed setup)."""
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
+        await self.ftps.async_close()
         if self.session is not None:
             await self.session.async_close()
             self.session = None
@@ -156,6 +169,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if not self.state.apply(message):
             return
         self._check_signed_commands()
+        self.job.check()
         if self.state.full_state_received:
             self._dispatch(self.events.update(self.state, time.monotonic()))
         if not self._full_report.is_set():

@@ -33,6 +33,7 @@ from .certificate import certificate_entities
 from .const import DOMAIN, LEFT_NOZZLE, RIGHT_NOZZLE
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity, async_remove_stale_entities, device_info
+from .job_sensor import job_sensors
 from .printer.codes import SPEED_LEVELS, STAGE_NAMES
 from .printer.events import hms_details, hms_module_name
 from .printer.models import has_chamber_sensor
@@ -381,6 +382,7 @@ async def async_setup_entry(
     entities.append(BambuEndTimeSensor(coordinator, END_TIME))
     entities.extend(certificate_entities(coordinator))
     entities.extend(info_entities(coordinator))
+    entities.extend(job_sensors(coordinator))
     async_add_entities(entities)
     entry.async_on_unload(coordinator.async_add_listener(_device_updater(hass, coordinator)))
 
