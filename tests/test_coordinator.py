@@ -12,6 +12,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
 
+from custom_components.bambu_lan import coordinator as coordinator_module
 from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.coordinator import BambuCoordinator
 from custom_components.bambu_lan.printer import session as client
@@ -143,6 +144,42 @@ async def test_broker_restart_unavailable_then_recovered(
     back = [r for r in caplog.records if "Reconnected" in r.getMessage()]
     assert len(lost) == 1
     assert len(back) == 1
+
+
+@pytest.mark.usefixtures("fast_reconnect")
+async def test_flapping_link_is_logged_once_per_outage(
+    hass: HomeAssistant,
+    virtual_printer: Any,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Drops in quick succession are one outage ("lost" and "reconnected" once); an outage ends
+    once the link has stayed up for STABLE_LINK, and the next drop is logged again."""
+    monkeypatch.setattr(coordinator_module, "STABLE_LINK", 1.5)
+    printer = virtual_printer("P1S")
+    coordinator = await setup_entry(hass, printer)
+    caplog.set_level(logging.INFO, logger="custom_components.bambu_lan")
+
+    def logged(text: str) -> int:
+        return sum(text in record.getMessage() for record in caplog.records)
+
+    assert coordinator.session is not None
+    for drop in (1, 2, 3):
+        printer.restart_broker()
+        await wait_until(
+            lambda drop=drop: (
+                coordinator.session is not None
+                and coordinator.session.stats.connects == drop + 1
+                and coordinator.last_update_success
+            )
+        )
+    assert (logged("Lost the connection"), logged("Reconnected")) == (1, 1)
+
+    await asyncio.sleep(1.8)  # the link stays up: the outage is over
+    printer.restart_broker()
+    await wait_until(lambda: coordinator.session.stats.connects == 5)  # type: ignore[union-attr]
+    await wait_until(lambda: coordinator.last_update_success)
+    assert (logged("Lost the connection"), logged("Reconnected")) == (2, 2)
 
 
 @pytest.mark.usefixtures("fast_reconnect")

@@ -36,7 +36,13 @@ from .job import JobTracker
 from .printer.events import EventTracker, PrinterEvent
 from .printer.ftps import FTPS_PORT, PrinterFtps
 from .printer.health import CertificateHealth, evaluate_health
-from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
+from .printer.session import (
+    STABLE_LINK,
+    CannotConnect,
+    CommandError,
+    InvalidAuth,
+    PrinterSession,
+)
 from .printer.state import PrinterState
 from .printer.tls import CertificateReport, PrinterTLSError, TLSErrorKind
 
@@ -85,6 +91,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.tls_error_at: str | None = None
         self._full_report = asyncio.Event()
         self._unavailable_logged = False
+        self._recovery_logged = False
+        self._stable_timer: CALLBACK_TYPE | None = None
         # Outlives reconnects, so a reconnect's full report repeats no event.
         self.events = EventTracker()
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
@@ -147,6 +155,9 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     async def async_close(self) -> None:
         """Close the connections (unload, or a failed setup)."""
+        if self._stable_timer is not None:
+            self._stable_timer()
+            self._stable_timer = None
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
@@ -199,10 +210,16 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     @callback
     def on_connected(self, certificate: CertificateReport) -> None:
-        """A reconnect succeeded."""
-        if self._unavailable_logged:
+        """A reconnect succeeded.
+
+        "Lost" and "reconnected" are logged once per outage: an outage ends only once the link
+        has stayed up for STABLE_LINK, so a printer that keeps hanging up does not fill the log.
+        """
+        if self._unavailable_logged and not self._recovery_logged:
             _LOGGER.info("Reconnected to the printer at %s", self.host)
-            self._unavailable_logged = False
+            self._recovery_logged = True
+        if self._unavailable_logged and self._stable_timer is None:
+            self._stable_timer = async_call_later(self.hass, STABLE_LINK, self._outage_over)
         self.state.expect_full_report()  # the session asked for pushall again
         self._on_verified(certificate)
         self.async_set_updated_data(self.state)
@@ -210,6 +227,9 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_disconnected(self, error: Exception | None) -> None:
         """The link dropped: entities go unavailable until the session reconnects."""
+        if self._stable_timer is not None:
+            self._stable_timer()  # the link did not stay up: still the same outage
+            self._stable_timer = None
         if not self._unavailable_logged:
             _LOGGER.info("Lost the connection to the printer at %s: %s", self.host, error)
             self._unavailable_logged = True
@@ -218,6 +238,11 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.last_exception = error or ConnectionError("disconnected")
         self.last_update_success = False
         self.async_update_listeners()
+
+    @callback
+    def _outage_over(self, _now: datetime) -> None:
+        self._stable_timer = None
+        self._unavailable_logged = self._recovery_logged = False
 
     @callback
     def on_reconnect_failed(self, error: Exception) -> bool:
