@@ -25,6 +25,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import pytest_socket
 
 from custom_components.bambu_lan import config_flow, discovery, issues
 from custom_components.bambu_lan.config_flow import PinnableCertificate
@@ -40,6 +41,7 @@ from custom_components.bambu_lan.const import (
 from custom_components.bambu_lan.issues import display_text
 from custom_components.bambu_lan.printer import session as client
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
+from tests.helpers import wait_until
 from tests.virtual_printer.pki import TestCAs, issue_server
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 
@@ -765,11 +767,102 @@ async def test_discovery_does_not_follow_an_impostor(
     impostor = virtual_printer(profile="self_signed")
     entry = printer_entry(impostor, host=UNUSED_ADDRESS)
     entry.add_to_hass(hass)
+    entry.mock_state(hass, ConfigEntryState.SETUP_RETRY)  # unreachable: the probe runs
 
     result = await start_discovery_flow(hass, discovery_data(impostor))
 
     assert result["reason"] == "already_configured"
     assert entry.data[CONF_HOST] == UNUSED_ADDRESS
+
+
+@pytest.fixture
+def second_loopback(socket_enabled: None) -> None:
+    """Let the integration connect to 127.0.0.2 too (still loopback): a relay listens there."""
+    pytest_socket.socket_allow_hosts(["127.0.0.1", "127.0.0.2"])
+
+
+class Relay:
+    """A transparent TCP relay on another loopback address: the handshake it forwards is the
+    genuine printer's, so it verifies; the relay can cut the connection whenever it likes."""
+
+    def __init__(self, host: str, port: int, target: tuple[str, int]) -> None:
+        self.address = (host, port)
+        self.target = target
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._pipe, *self.address)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        self.server.close_clients()
+        await self.server.wait_closed()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(
+            copy(reader, up_writer), copy(up_reader, writer), return_exceptions=True
+        )
+
+
+async def test_discovery_does_not_move_a_reachable_printer_behind_a_relay(
+    hass: HomeAssistant, printer: VirtualPrinter, second_loopback: None
+) -> None:
+    """A forged announcement points a connected printer at a relay to it: nothing moves and the
+    relay is not even probed; once the printer is unreachable where it is, it follows."""
+    relay = Relay("127.0.0.2", printer.port, ("127.0.0.1", printer.port))
+    await relay.start()
+    try:
+        entry = printer_entry(printer)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+
+        result = await start_discovery_flow(hass, discovery_data(printer, host="127.0.0.2"))
+        assert result["reason"] == "already_configured"
+        assert entry.data[CONF_HOST] == printer.host
+        assert relay.connections == 0
+    finally:
+        await relay.stop()
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_discovery_follows_a_printer_unreachable_where_it_was(
+    hass: HomeAssistant,
+    printer: VirtualPrinter,
+    monkeypatch: pytest.MonkeyPatch,
+    second_loopback: None,
+) -> None:
+    """The printer was reached through 127.0.0.2, which went away (session down, reconnect
+    failed): an announcement at its real address moves it there after a verified handshake."""
+    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
+    relay = Relay("127.0.0.2", printer.port, ("127.0.0.1", printer.port))
+    await relay.start()
+    entry = printer_entry(printer, host="127.0.0.2")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data
+    await relay.stop()
+    await wait_until(lambda: coordinator.unreachable)
+
+    result = await start_discovery_flow(hass, discovery_data(printer))
+
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_HOST] == printer.host
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
 
 
 async def test_discovery_keeps_a_host_name(

@@ -22,7 +22,13 @@ from typing import Any, Final, Self, override
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult, OptionsFlow
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
 from homeassistant.const import CONF_PORT
 from homeassistant.core import callback
 from homeassistant.helpers.selector import (
@@ -201,6 +207,16 @@ def _name_text(name: x509.Name) -> str:
 
 def _when(moment: datetime | None) -> str:
     return "unknown" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
+
+
+def _unreachable(entry: ConfigEntry) -> bool:
+    """Whether the entry's printer cannot be reached at its configured address right now."""
+    if entry.state is ConfigEntryState.SETUP_RETRY:
+        return True
+    if entry.state is ConfigEntryState.LOADED:
+        unreachable: bool = entry.runtime_data.unreachable
+        return unreachable
+    return False
 
 
 def _is_address(host: str) -> bool:
@@ -416,11 +432,18 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         """Move a configured printer to its announced address (aborts the flow if it did).
 
         Only an entry configured by IP address follows: a host name tracks the printer by
-        itself. An announcement proves nothing, so the printer must first pass a verified TLS
-        handshake at the new address (no access code is sent for that).
+        itself. Only a printer that cannot be reached where it is follows (its session is down
+        and the last reconnect failed, or its setup is retrying). An announcement proves
+        nothing, so the printer must first pass a verified TLS handshake at the new address (no
+        access code is sent for that).
         """
         current = entry.data.get(CONF_HOST)
         if current is None or current == host or not _is_address(current):
+            return
+        if not _unreachable(entry):
+            # A printer that answers where it is stays there: otherwise a forged announcement
+            # could move it behind a relay that forwards to it and cuts it off at will.
+            _LOGGER.debug("Not moving %s to %s: it answers at %s", entry.title, host, current)
             return
         port = entry.data.get(CONF_PORT, MQTT_PORT)
         try:

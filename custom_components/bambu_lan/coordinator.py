@@ -93,6 +93,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._unavailable_logged = False
         self._recovery_logged = False
         self._stable_timer: CALLBACK_TYPE | None = None
+        self._reconnect_failed = False
         # Outlives reconnects, so a reconnect's full report repeats no event.
         self.events = EventTracker()
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
@@ -247,6 +248,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_reconnect_failed(self, error: Exception) -> bool:
         """Decide whether to keep retrying after a failed reconnect."""
+        self._reconnect_failed = True
         if isinstance(error, InvalidAuth):
             _LOGGER.warning("The printer at %s rejected the access code", self.host)
             self.config_entry.async_start_reauth(self.hass)
@@ -293,6 +295,13 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._flush_timer = None
         self._dispatch(self.events.flush(time.monotonic()))
 
+    @property
+    def unreachable(self) -> bool:
+        """Whether the printer cannot be reached at its address: no session, or the link is
+        down and the last reconnect attempt failed (a drop alone is not enough)."""
+        session = self.session
+        return session is None or (not session.connected and self._reconnect_failed)
+
     # --- certificate bookkeeping -------------------------------------------------------------
 
     @property
@@ -328,6 +337,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         )
 
     def _on_verified(self, certificate: CertificateReport) -> None:
+        self._reconnect_failed = False
         self._protocol_failures = 0
         self.certificate = certificate
         self.tls_error = None
