@@ -231,3 +231,44 @@ async def test_new_controls_need_unsigned_commands(
     assert [state_of(hass, control) for control in controls] == [STATE_UNAVAILABLE] * 6
     assert state_of(hass, "button.h2d_refresh") != STATE_UNAVAILABLE
     assert state_of(hass, "light.h2d_heatbed_light") != STATE_UNAVAILABLE
+
+
+@pytest.mark.parametrize(
+    ("fault", "key"), [("refuse_next", "command_failed"), ("ignore_next", "command_timeout")]
+)
+async def test_h2d_controls_refused_and_timed_out(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: str,
+    key: str,
+) -> None:
+    """Chamber target, air duct, heatbed light and buzzer: a refusal or no answer raises the
+    translated error and changes nothing shown."""
+    monkeypatch.setattr(client, "COMMAND_TIMEOUT", 0.5)
+    _, printer = await setup_printer(hass, virtual_printer, "H2D")
+    attempts = [
+        (
+            NUMBER_DOMAIN,
+            SERVICE_SET_VALUE,
+            "number.h2d_chamber_target_temperature",
+            {ATTR_VALUE: 40},
+        ),
+        (
+            SELECT_DOMAIN,
+            SERVICE_SELECT_OPTION,
+            "select.h2d_air_duct_mode",
+            {ATTR_OPTION: "heating"},
+        ),
+        (LIGHT_DOMAIN, SERVICE_TURN_ON, "light.h2d_heatbed_light", {}),
+        (BUTTON_DOMAIN, SERVICE_PRESS, "button.h2d_silence_buzzer", {}),
+        (FAN_DOMAIN, SERVICE_SET_PERCENTAGE, "fan.h2d_chamber_fan", {ATTR_PERCENTAGE: 50}),
+    ]
+    for domain, service, entity_id, data in attempts:
+        before = state_of(hass, entity_id)
+        printer.fault(fault)
+        with pytest.raises(HomeAssistantError) as err:
+            await call(hass, domain, service, entity_id, **data)
+        assert err.value.translation_key == key, entity_id
+        if domain != BUTTON_DOMAIN:  # a button's state is its last press, whatever came of it
+            assert state_of(hass, entity_id) == before, entity_id
