@@ -99,6 +99,8 @@ class BambuJobCostSensor(BambuEntity, SensorEntity):
     """The filament cost of the current (or last) job: grams per filament times price per kg."""
 
     _attr_device_class = SensorDeviceClass.MONETARY
+    # Monetary sensors allow only "total": the job's cost, which each new job starts afresh.
+    _attr_state_class = SensorStateClass.TOTAL
     _attr_suggested_display_precision = 2
 
     def __init__(self, coordinator: BambuCoordinator) -> None:
