@@ -16,9 +16,8 @@ from custom_components.bambu_lan import coordinator as coordinator_module
 from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.coordinator import BambuCoordinator
 from custom_components.bambu_lan.printer import session as client
-from custom_components.bambu_lan.printer.session import PrinterSession
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
-from tests.helpers import async_setup_printer, printer_entry, wait_until
+from tests.helpers import async_setup_printer, printer_entry, sent_commands, wait_until
 from tests.virtual_printer.broker import free_port
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
@@ -39,59 +38,6 @@ def domain_issues(hass: HomeAssistant) -> list[ir.IssueEntry]:
         for (domain, _), issue in ir.async_get(hass).issues.items()
         if domain == DOMAIN and issue.active
     ]
-
-
-def sent_commands(printer: Any) -> list[str]:
-    """The `command` of every request the printer received."""
-    return [
-        body.get("command")
-        for request in printer.received_commands()
-        for body in request.values()
-        if isinstance(body, dict)
-    ]
-
-
-class Recorder:
-    """A session listener that records what it is told."""
-
-    def __init__(self) -> None:
-        self.reports: list[dict[str, Any]] = []
-        self.connected = 0
-        self.disconnected: list[Exception | None] = []
-        self.failures: list[Exception] = []
-        self.keep_trying = True
-
-    def on_report(self, message: dict[str, Any]) -> None:
-        self.reports.append(message)
-
-    def on_connected(self, certificate: Any) -> None:
-        self.connected += 1
-
-    def on_disconnected(self, error: Exception | None) -> None:
-        self.disconnected.append(error)
-
-    def on_reconnect_failed(self, error: Exception) -> bool:
-        self.failures.append(error)
-        return self.keep_trying
-
-
-@pytest.fixture
-async def open_session() -> Any:
-    """Open sessions that are closed after the test, whatever happened in it."""
-    sessions: list[PrinterSession] = []
-
-    def open_(printer: Any, recorder: Any = None, **kwargs: Any) -> PrinterSession:
-        kwargs.setdefault("port", printer.port)
-        code = kwargs.pop("access_code", printer.access_code)
-        session = PrinterSession(
-            "127.0.0.1", printer.serial, code, recorder or Recorder(), **kwargs
-        )
-        sessions.append(session)
-        return session
-
-    yield open_
-    for session in sessions:
-        await session.async_close()
 
 
 # --- the coordinator in Home Assistant ---------------------------------------------------------

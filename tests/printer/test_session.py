@@ -15,19 +15,9 @@ from custom_components.bambu_lan.printer import session as client
 from custom_components.bambu_lan.printer.session import CommandError, InvalidAuth, PrinterSession
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
 from custom_components.bambu_lan.printer.values import MAX_PAYLOAD_BYTES
-from tests.helpers import wait_until
+from tests.helpers import sent_commands, wait_until
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
-
-
-def sent_commands(printer: Any) -> list[str]:
-    """The `command` of every request the printer received."""
-    return [
-        body.get("command")
-        for request in printer.received_commands()
-        for body in request.values()
-        if isinstance(body, dict)
-    ]
 
 
 class Recorder:
