@@ -21,7 +21,7 @@ from .const import DOMAIN, MANUFACTURER
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity, device_info
 from .printer.ams import AMS_MODEL_NAMES, AmsUnit, unit_number
-from .printer.fields import AMS_UNITS_KEY
+from .printer.fields import AMS_IDS_KEY
 
 UNIT_ID_MARK: Final = "_ams_"
 
@@ -64,9 +64,6 @@ def unit_device_info(coordinator: BambuCoordinator, unit: AmsUnit) -> DeviceInfo
 class BambuAmsEntity(BambuEntity):
     """An entity of one AMS unit: on the unit's device, unavailable while it is gone."""
 
-    ams_part: int | str = "unit"
-    """What of the unit it shows: "unit" (its readings) or a slot (`PrinterState.ams_changes`)."""
-
     def __init__(
         self,
         coordinator: BambuCoordinator,
@@ -83,20 +80,7 @@ class BambuAmsEntity(BambuEntity):
     @property
     @override
     def available(self) -> bool:
-        return super().available and self.coordinator.state.ams_unit(self.unit_id) is not None
-
-    @callback
-    @override
-    def _handle_coordinator_update(self) -> None:
-        # Reports that change one tray arrive all the time while printing; the `ams` key they
-        # change is read by every AMS entity, so skip the entities of the other units here.
-        state = self.coordinator.state
-        changed, reads = state.changed_keys, self._reads
-        if changed is not None and reads is not None and reads & changed == {AMS_UNITS_KEY}:
-            changes = state.ams_changes
-            if changes is not None and self.ams_part not in changes.get(self.unit_id, ()):
-                return
-        super()._handle_coordinator_update()
+        return super().available and self.coordinator.state.has_ams_unit(self.unit_id)
 
 
 type UnitEntities = Callable[[BambuCoordinator, AmsUnit, DeviceInfo], Iterable[Entity]]
@@ -127,8 +111,8 @@ def async_track_units(
     add_new_units()
     # Full refreshes reach coordinator listeners; reports only the fan-out's readers.
     entry.async_on_unload(coordinator.async_add_listener(add_new_units))
-    coordinator.fanout.index(add_new_units, (), (AMS_UNITS_KEY,))
-    entry.async_on_unload(lambda: coordinator.fanout.index(add_new_units, (AMS_UNITS_KEY,), ()))
+    coordinator.fanout.index(add_new_units, (), (AMS_IDS_KEY,))
+    entry.async_on_unload(lambda: coordinator.fanout.index(add_new_units, (AMS_IDS_KEY,), ()))
 
 
 async def async_remove_device(

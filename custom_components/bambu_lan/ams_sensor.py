@@ -17,7 +17,6 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import PERCENTAGE, UnitOfTemperature, UnitOfTime
-from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -37,7 +36,6 @@ from .printer.ams import (
     slot_count,
     unit_number,
 )
-from .printer.fields import AMS_UNITS_KEY
 from .printer.state import PrinterState
 
 # Nozzle ids in `device.extruder.info`: 0 is the right nozzle, 1 the left one.
@@ -207,7 +205,7 @@ class AmsTraySensor(BambuAmsEntity, SensorEntity):
     ) -> None:
         """Bind the sensor to a slot (0-based; shown as Tray 1-4)."""
         super().__init__(coordinator, TRAY, unit, device)
-        self.slot = self.ams_part = slot
+        self.slot = slot
         self._attr_unique_id = f"{coordinator.serial}_{tray_unique_suffix(unit.id, slot)}"
         self._attr_translation_placeholders = {"number": str(slot + 1)}
 
@@ -254,31 +252,15 @@ def location_attributes(state: PrinterState, location: tuple[int, int] | None) -
 
 
 class _LocationSensor(BambuEntity, SensorEntity):
-    """Shows the tray at a location that can move; skips reports about other trays."""
-
-    _location: tuple[int, int] | None = None
+    """Shows the tray at a location that can move (it reads, so is told about, that tray alone)."""
 
     def _current_location(self) -> tuple[int, int] | None:
         raise NotImplementedError
 
-    @callback
-    @override
-    def _handle_coordinator_update(self) -> None:
-        state = self.coordinator.state
-        changed, reads = state.changed_keys, self._reads
-        if changed is not None and reads is not None and reads & changed == {AMS_UNITS_KEY}:
-            changes = state.ams_changes
-            location = self._location
-            if changes is not None and (
-                location is None or location[1] not in changes.get(location[0], ())
-            ):
-                return
-        super()._handle_coordinator_update()
-
     @override
     def _refresh(self) -> tuple[Any, ...]:
         state = self.coordinator.state
-        location = self._location = self._current_location()
+        location = self._current_location()
         self._attr_native_value = _filament(state.tray_at(*location)) if location else None
         self._attr_extra_state_attributes = location_attributes(state, location)
         return (self._attr_native_value, self._attr_extra_state_attributes)

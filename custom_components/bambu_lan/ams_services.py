@@ -22,7 +22,7 @@ from homeassistant.helpers import (
 )
 from homeassistant.helpers.target import TargetSelection, async_extract_referenced_entity_ids
 from homeassistant.helpers.typing import VolSchemaType
-import voluptuous as vol
+import probatio as vol
 
 from .ams import unit_id_of
 from .const import DOMAIN
@@ -125,10 +125,10 @@ def _coordinator(hass: HomeAssistant, entry_id: str | None) -> BambuCoordinator 
     if entry is None or entry.domain != DOMAIN:
         return None
     if entry.state is not ConfigEntryState.LOADED:
-        raise _invalid("printer_not_loaded", printer=entry.title)
+        raise _invalid("printer_not_loaded", name=entry.title)
     coordinator: BambuCoordinator = entry.runtime_data
     if coordinator.state.signed_commands_required:
-        raise _invalid("signed_commands_required", printer=entry.title)
+        raise _invalid("signed_commands_required", name=entry.title)
     return coordinator
 
 

@@ -29,11 +29,20 @@ from .const import (
     CONF_SERIAL,
     DOMAIN,
     MQTT_PORT,
+    is_ca_verified,
 )
 from .fanout import ReportFanout
+from .job import JobTracker
 from .printer.events import EventTracker, PrinterEvent
+from .printer.ftps import FTPS_PORT, PrinterFtps
 from .printer.health import CertificateHealth, evaluate_health
-from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
+from .printer.session import (
+    STABLE_LINK,
+    CannotConnect,
+    CommandError,
+    InvalidAuth,
+    PrinterSession,
+)
 from .printer.state import PrinterState
 from .printer.tls import CertificateReport, PrinterTLSError, TLSErrorKind
 
@@ -67,11 +76,24 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._signed_commands_required: bool | None = None
         self._protocol_failures = 0
         self.session: PrinterSession | None = None
+        # The card over FTPS: connects on first use, closes when idle.
+        self.ftps = PrinterFtps(
+            self.host,
+            self.serial,
+            entry.data[CONF_ACCESS_CODE],
+            port=entry.data.get("ftps_port", FTPS_PORT),
+            pinned_cert=entry.options.get(CONF_PINNED_CERT),
+        )
+        # The running job's details from its 3MF (fetched when a print starts).
+        self.job = JobTracker(self)
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
         self.tls_error_at: str | None = None
         self._full_report = asyncio.Event()
         self._unavailable_logged = False
+        self._recovery_logged = False
+        self._stable_timer: CALLBACK_TYPE | None = None
+        self._reconnect_failed = False
         # Outlives reconnects, so a reconnect's full report repeats no event.
         self.events = EventTracker()
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
@@ -94,7 +116,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             data[CONF_ACCESS_CODE],
             self,
             port=data.get("port", MQTT_PORT),
-            pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
+            # Defence in depth: a printer a bundled CA has proven is never reached through a pin.
+            pinned_cert=None
+            if is_ca_verified(data, self.config_entry.options)
+            else self.config_entry.options.get(CONF_PINNED_CERT),
         )
         try:
             certificate = await session.async_connect()
@@ -134,10 +159,14 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         return self.state
 
     async def async_close(self) -> None:
-        """Close the connection (unload, or a failed setup)."""
+        """Close the connections (unload, or a failed setup)."""
+        if self._stable_timer is not None:
+            self._stable_timer()
+            self._stable_timer = None
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
+        await self.ftps.async_close()
         if self.session is not None:
             await self.session.async_close()
             self.session = None
@@ -156,6 +185,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if not self.state.apply(message):
             return
         self._check_signed_commands()
+        self.job.check()
         if self.state.full_state_received:
             self._dispatch(self.events.update(self.state, time.monotonic()))
         if not self._full_report.is_set():
@@ -185,10 +215,16 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     @callback
     def on_connected(self, certificate: CertificateReport) -> None:
-        """A reconnect succeeded."""
-        if self._unavailable_logged:
+        """A reconnect succeeded.
+
+        "Lost" and "reconnected" are logged once per outage: an outage ends only once the link
+        has stayed up for STABLE_LINK, so a printer that keeps hanging up does not fill the log.
+        """
+        if self._unavailable_logged and not self._recovery_logged:
             _LOGGER.info("Reconnected to the printer at %s", self.host)
-            self._unavailable_logged = False
+            self._recovery_logged = True
+        if self._unavailable_logged and self._stable_timer is None:
+            self._stable_timer = async_call_later(self.hass, STABLE_LINK, self._outage_over)
         self.state.expect_full_report()  # the session asked for pushall again
         self._on_verified(certificate)
         self.async_set_updated_data(self.state)
@@ -196,6 +232,9 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_disconnected(self, error: Exception | None) -> None:
         """The link dropped: entities go unavailable until the session reconnects."""
+        if self._stable_timer is not None:
+            self._stable_timer()  # the link did not stay up: still the same outage
+            self._stable_timer = None
         if not self._unavailable_logged:
             _LOGGER.info("Lost the connection to the printer at %s: %s", self.host, error)
             self._unavailable_logged = True
@@ -206,8 +245,14 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.async_update_listeners()
 
     @callback
+    def _outage_over(self, _now: datetime) -> None:
+        self._stable_timer = None
+        self._unavailable_logged = self._recovery_logged = False
+
+    @callback
     def on_reconnect_failed(self, error: Exception) -> bool:
         """Decide whether to keep retrying after a failed reconnect."""
+        self._reconnect_failed = True
         if isinstance(error, InvalidAuth):
             _LOGGER.warning("The printer at %s rejected the access code", self.host)
             self.config_entry.async_start_reauth(self.hass)
@@ -254,6 +299,13 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._flush_timer = None
         self._dispatch(self.events.flush(time.monotonic()))
 
+    @property
+    def unreachable(self) -> bool:
+        """Whether the printer cannot be reached at its address: no session, or the link is
+        down and the last reconnect attempt failed (a drop alone is not enough)."""
+        session = self.session
+        return session is None or (not session.connected and self._reconnect_failed)
+
     # --- certificate bookkeeping -------------------------------------------------------------
 
     @property
@@ -289,6 +341,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         )
 
     def _on_verified(self, certificate: CertificateReport) -> None:
+        self._reconnect_failed = False
         self._protocol_failures = 0
         self.certificate = certificate
         self.tls_error = None
@@ -319,6 +372,12 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         issues.async_set_signed_commands_issue(self.hass, self.config_entry, required)
 
     # --- commands ----------------------------------------------------------------------------
+
+    def request_full_state(self) -> bool:
+        """Ask the printer for its whole state (honouring the pushall rate limit)."""
+        if self.session is None or not self.session.connected:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_connected")
+        return self.session.request_full_state()
 
     async def async_send(
         self, kind: str, command: str, params: dict[str, Any] | None = None

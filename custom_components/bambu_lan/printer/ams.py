@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from .values import to_float, to_hex, to_int, to_str
+from .values import ID_RANGE, TEMP_RANGE, bounded, to_float, to_hex, to_int, to_str, to_temp
 
 
 class AmsKind(StrEnum):
@@ -90,6 +90,9 @@ EXTERNAL_DEPUTY: Final = 254
 """`vt_tray` id, and the deputy (left) extruder's spool in `vir_slot`."""
 EXTERNAL_IDS: Final = frozenset({EXTERNAL_MAIN, EXTERNAL_DEPUTY})
 NO_TRAY: Final = 0xFFFF
+# Beyond these a report is broken or forged and the value reads as unknown.
+K_RANGE: Final = (0.0, 10.0)  # pressure advance; real filaments sit around 0.01-0.1
+MAX_DRY_MINUTES: Final = 7 * 24 * 60
 _NOT_INITIALISED: Final = 0xE
 
 
@@ -170,7 +173,7 @@ class AmsUnit:
 def parse_tray(raw: Any) -> AmsTray | None:
     if type(raw) is not dict:
         return None
-    slot = to_int(raw.get("id"))
+    slot = bounded(to_int(raw.get("id")), *ID_RANGE)
     if slot is None:
         return None
     tray_type = to_str(raw.get("tray_type"))
@@ -187,7 +190,7 @@ def parse_tray(raw: Any) -> AmsTray | None:
         color=color.upper() if color else None,
         remain=remain if remain is not None and 0 <= remain <= 100 else None,
         preset=to_str(raw.get("tray_info_idx")),
-        k=to_float(raw.get("k")),
+        k=bounded(to_float(raw.get("k")), *K_RANGE),
         temp_min=_positive(raw.get("nozzle_temp_min")),
         temp_max=_positive(raw.get("nozzle_temp_max")),
         rfid=tag is not None and tag.strip("0") != "",
@@ -195,15 +198,15 @@ def parse_tray(raw: Any) -> AmsTray | None:
 
 
 def _positive(value: Any) -> int | None:
-    number = to_int(value)
-    return number if number is not None and number > 0 else None
+    """A nozzle temperature; 0 (or less) means the printer does not know one."""
+    return bounded(to_int(value), 1, int(TEMP_RANGE[1]))
 
 
 def parse_ams_unit(raw: Any) -> AmsUnit | None:
     if type(raw) is not dict:
         return None
-    unit_id = to_int(raw.get("id"))
-    if unit_id is None or unit_id < 0:
+    unit_id = bounded(to_int(raw.get("id")), *ID_RANGE)
+    if unit_id is None:
         return None
     info = to_hex(raw.get("info"))
     kind = dry_state = extruder = None
@@ -216,22 +219,19 @@ def parse_ams_unit(raw: Any) -> AmsUnit | None:
     trays = raw.get("tray")
     parsed = [parse_tray(tray) for tray in trays] if type(trays) is list else []
     humidity = to_int(raw.get("humidity"))
-    humidity_raw = to_int(raw.get("humidity_raw"))
     setting = raw.get("dry_setting")
     setting = setting if type(setting) is dict else {}
     minutes = to_int(raw.get("dry_time"))
     return AmsUnit(
         id=unit_id,
         humidity_index=humidity if humidity is not None and 1 <= humidity <= 5 else None,
-        humidity_percent=humidity_raw
-        if humidity_raw is not None and 0 <= humidity_raw <= 100
-        else None,
-        temp=to_float(raw.get("temp")),
+        humidity_percent=bounded(to_int(raw.get("humidity_raw")), 0, 100),
+        temp=to_temp(raw.get("temp")),
         trays=tuple(tray for tray in parsed if tray is not None),
         kind=kind,
         dry_state=dry_state,
-        dry_minutes_left=minutes if minutes is not None and minutes >= 0 else None,
-        dry_target=to_float(setting.get("dry_temperature")),
+        dry_minutes_left=bounded(minutes, 0, MAX_DRY_MINUTES),
+        dry_target=to_temp(setting.get("dry_temperature")),
         dry_filament=to_str(setting.get("dry_filament")),
         extruder=extruder,
     )

@@ -16,10 +16,13 @@ from .ams import (
     parse_tray,
 )
 from .codes import (
+    AUTO_RECOVERY_BIT,
     DOOR_OPEN_BIT,
     GCODE_STATES,
     JOB_OVER_STATES,
+    PROMPT_SOUND_BIT,
     SDCARD_PRESENT_BIT,
+    SDCARD_STATES,
     SIGNED_COMMANDS_BIT,
     SPEED_LEVELS,
     STAGE_NAMES,
@@ -27,9 +30,11 @@ from .codes import (
 from .models import AMS_LITE_MODELS, STAT_DOOR_MODELS, X1_FAMILY, PrinterModel
 from .nozzle import NozzleKind, parse_nozzle_type
 from .values import (
+    ID_RANGE,
     HmsEntry,
     ModuleInfo,
     Nozzle,
+    bounded,
     dig,
     parse_hms_entry,
     steps_to_percent,
@@ -43,7 +48,23 @@ from .values import (
 
 _MISSING: Final = object()
 AMS_UNITS_KEY: Final = "ams.ams"
-"""What a read of the AMS unit list records (`SHARED_BLOCKS`)."""
+"""The raw AMS unit list's part of `ams` (`SHARED_BLOCKS`); no accessor records it: the unit
+list is read at a finer grain (`AMS_IDS_KEY`, `ams_unit_key`, `ams_tray_key`)."""
+AMS_IDS_KEY: Final = "ams.units"
+"""A key no report carries: `PrinterState` puts it in `changed_keys` when a unit appeared or
+went, and `ams_units` and `has_ams_unit` record it."""
+
+
+def ams_unit_key(unit_id: int) -> str:
+    """The key of one unit's own readings (humidity, drying ...), named like `ams_tray_key`."""
+    return f"{AMS_UNITS_KEY}.{unit_id}"
+
+
+def ams_tray_key(unit_id: int, slot: int) -> str:
+    """The key of one tray: a report that changes only its `remain` changes only this key."""
+    return f"{AMS_UNITS_KEY}.{unit_id}.{slot}"
+
+
 ROUTE_KEY: Final = "device.filament"
 """A key no report carries: `PrinterState` puts it in `changed_keys` when the filament a
 nozzle holds (or the active nozzle) changed, and accessors of those record it instead of
@@ -67,6 +88,13 @@ def filament_route(status: dict[str, Any]) -> FilamentRoute | None:
         if nozzle is not None and snow is not None:
             snows[nozzle] = snow
     return ((state >> 4) & 0xF if state is not None else 0), snows
+
+
+# Clamps for what a report can mean; beyond them a value is broken or forged and reads as unknown.
+MAX_REMAINING_MINUTES: Final = 60 * 24 * 60  # 60 days
+MAX_LAYERS: Final = 100_000
+MAX_SPEED_PERCENT: Final = 1000
+NOZZLE_DIAMETER_RANGE: Final = (0.1, 2.0)  # mm; printers ship 0.2 to 0.8
 
 
 SHARED_BLOCKS: Final = frozenset({"device", "ams"})
@@ -108,6 +136,7 @@ class StateFields:
     """The accessors of `PrinterState`; reads go through `_view` so they can be recorded."""
 
     _view: Readable
+    _print: dict[str, Any]
     _model: PrinterModel | None
     _modules: dict[str, ModuleInfo]
     _ams_cache: dict[int, AmsUnit] | None
@@ -139,7 +168,7 @@ class StateFields:
     @property
     def stage(self) -> int | None:
         """The current stage id (`stg_cur`)."""
-        return to_int(self._view.get("stg_cur"))
+        return bounded(to_int(self._view.get("stg_cur")), -1, 0xFFFF)
 
     @property
     def stage_name(self) -> str | None:
@@ -163,18 +192,17 @@ class StateFields:
     @property
     def remaining_minutes(self) -> int | None:
         """Estimated minutes left."""
-        value = to_int(self._view.get("mc_remaining_time"))
-        return value if value is not None and value >= 0 else None
+        return bounded(to_int(self._view.get("mc_remaining_time")), 0, MAX_REMAINING_MINUTES)
 
     @property
     def layer(self) -> int | None:
         """Current layer."""
-        return self._non_negative_int("layer_num")
+        return bounded(to_int(self._view.get("layer_num")), 0, MAX_LAYERS)
 
     @property
     def total_layers(self) -> int | None:
         """Layers in the job."""
-        return self._non_negative_int("total_layer_num")
+        return bounded(to_int(self._view.get("total_layer_num")), 0, MAX_LAYERS)
 
     @property
     def job_name(self) -> str | None:
@@ -199,10 +227,6 @@ class StateFields:
         if not value:
             return None
         return f"{value >> 16:04X}_{value & 0xFFFF:04X}"
-
-    def _non_negative_int(self, key: str) -> int | None:
-        value = to_int(self._view.get(key))
-        return value if value is not None and value >= 0 else None
 
     # --- temperatures -------------------------------------------------------------------------
 
@@ -270,7 +294,7 @@ class StateFields:
             details = {to_int(item.get("id")): item for item in infos if type(item) is dict}
         nozzles = []
         for item in self._extruder_infos():
-            nozzle_id = to_int(item.get("id"))
+            nozzle_id = bounded(to_int(item.get("id")), *ID_RANGE)
             if nozzle_id is None:
                 continue
             temps = unpack_temp(item.get("temp"))
@@ -280,7 +304,7 @@ class StateFields:
                     id=nozzle_id,
                     temp=temps[0] if temps else None,
                     target=temps[1] if temps else None,
-                    diameter=to_float(detail.get("diameter")),
+                    diameter=bounded(to_float(detail.get("diameter")), *NOZZLE_DIAMETER_RANGE),
                     kind=parse_nozzle_type(detail.get("type")),
                 )
             )
@@ -303,7 +327,7 @@ class StateFields:
     @property
     def nozzle_diameter(self) -> float | None:
         """Nozzle diameter (mm)."""
-        return to_float(self._view.get("nozzle_diameter"))
+        return bounded(to_float(self._view.get("nozzle_diameter")), *NOZZLE_DIAMETER_RANGE)
 
     @property
     def nozzle_type(self) -> NozzleKind | None:
@@ -365,7 +389,7 @@ class StateFields:
     @property
     def speed_percent(self) -> int | None:
         """Speed in percent of standard (`spd_mag`)."""
-        return self._non_negative_int("spd_mag")
+        return bounded(to_int(self._view.get("spd_mag")), 0, MAX_SPEED_PERCENT)
 
     # --- health -------------------------------------------------------------------------------
 
@@ -393,6 +417,40 @@ class StateFields:
         """Whether a firmware update is offered (`upgrade_state.new_version_state` == 1)."""
         state = to_int(dig(self._view.get("upgrade_state"), "new_version_state"))
         return None if state is None else state == 1
+
+    @property
+    def firmware_offered(self) -> str | None:
+        """The firmware version the printer offers: the `ota` entry of `new_ver_list` (P1, A1),
+        else `ota_new_version_number` (X1)."""
+        upgrade = self._view.get("upgrade_state")
+        entries = dig(upgrade, "new_ver_list")
+        if type(entries) is list:
+            for entry in entries:
+                version = to_str(entry.get("new_ver")) if type(entry) is dict else None
+                if version and entry.get("name") == "ota":
+                    return version
+        return to_str(dig(upgrade, "ota_new_version_number"))
+
+    # --- print options ------------------------------------------------------------------------
+
+    def xcam_option(self, module: str) -> bool | None:
+        """A camera (AI) detection's switch, e.g. `xcam.spaghetti_detector`; None if unreported."""
+        value = dig(self._view.get("xcam"), module)
+        return value if type(value) is bool else None
+
+    @property
+    def auto_recovery(self) -> bool | None:
+        """Resume after a step loss (`home_flag` bit 0x10)."""
+        return self._home_flag_bit(AUTO_RECOVERY_BIT)
+
+    @property
+    def prompt_sound(self) -> bool | None:
+        """Prompt sounds allowed (`home_flag` bit 0x20000)."""
+        return self._home_flag_bit(PROMPT_SOUND_BIT)
+
+    def _home_flag_bit(self, bit: int) -> bool | None:
+        flags = to_int(self._view.get("home_flag"))
+        return None if flags is None else bool(flags & bit)
 
     # --- hardware state -----------------------------------------------------------------------
 
@@ -436,12 +494,27 @@ class StateFields:
         return None if flags is None else bool(flags & SDCARD_PRESENT_BIT)
 
     @property
+    def sdcard_state(self) -> str | None:
+        """absent, present, abnormal or read_only (`home_flag` bits 8-9), else from `sdcard`."""
+        flags = to_int(self._view.get("home_flag"))
+        if flags is not None:
+            return SDCARD_STATES[(flags >> 8) & 0x3]
+        present = self.sdcard
+        return None if present is None else ("present" if present else "absent")
+
+    @property
+    def print_type(self) -> str | None:
+        """Where the job came from: cloud, local, idle or system (lower case, as reported)."""
+        value = to_str(self._view.get("print_type"))
+        return value.lower() if value else None
+
+    @property
     def wifi_dbm(self) -> int | None:
         """Wi-Fi signal in dBm, from e.g. "-53dBm"."""
         value = self._view.get("wifi_signal")
         if type(value) is str:
             value = value.strip().removesuffix("dBm").removesuffix("dbm")
-        return to_int(value)
+        return bounded(to_int(value), -150, 30)
 
     @property
     def ip_address(self) -> str | None:
@@ -455,6 +528,20 @@ class StateFields:
         return ".".join(str(part) for part in ip.to_bytes(4, "little"))
 
     @property
+    def airduct_mode(self) -> int | None:
+        """The air duct's current mode id (`device.airduct.modeCur`; H2, P2S)."""
+        return to_int(dig(self._view.get("device"), "airduct", "modeCur"))
+
+    @property
+    def airduct_modes(self) -> list[int]:
+        """The mode ids the air duct offers (`device.airduct.modeList[].modeId`)."""
+        modes = dig(self._view.get("device"), "airduct", "modeList")
+        if type(modes) is not list:
+            return []
+        ids = (to_int(dig(mode, "modeId")) for mode in modes)
+        return [mode for mode in ids if mode is not None]
+
+    @property
     def rtsp_url(self) -> str | None:
         """The camera URL the printer reports; None while LAN live view is disabled."""
         url = to_str(dig(self._view.get("ipcam"), "rtsp_url"))
@@ -463,11 +550,11 @@ class StateFields:
     # --- AMS ----------------------------------------------------------------------------------
 
     def _ams(self) -> dict[int, AmsUnit]:
-        # Read (and so recorded) on every call; parsed only once per change of `ams`, because
-        # every AMS entity of a printer asks after each report that touched it.
-        units = self._part("ams", "ams")
+        # Parsed once; `PrinterState` re-parses the units a report touches. Not recorded here:
+        # the accessors below record the unit or tray they return.
         cache = self._ams_cache
         if cache is None:
+            units = dig(self._print.get("ams"), "ams")
             parsed = map(parse_ams_unit, units) if type(units) is list else ()
             ordered = sorted((unit for unit in parsed if unit is not None), key=lambda u: u.id)
             cache = self._ams_cache = {unit.id: unit for unit in ordered}
@@ -475,12 +562,25 @@ class StateFields:
 
     @property
     def ams_units(self) -> list[AmsUnit]:
-        """The AMS units the printer reports, ordered by id."""
+        """The AMS units the printer reports, ordered by id (recorded as the list of ids)."""
+        self._view.get(AMS_IDS_KEY)
         return list(self._ams().values())
 
+    def has_ams_unit(self, unit_id: int) -> bool:
+        """Whether the printer reports that unit (recorded as the list of ids)."""
+        self._view.get(AMS_IDS_KEY)
+        return unit_id in self._ams()
+
     def ams_unit(self, unit_id: int) -> AmsUnit | None:
-        """One AMS unit, if the printer reports it."""
+        """One AMS unit, if the printer reports it (recorded as the unit's own readings)."""
+        self._view.get(ams_unit_key(unit_id))
         return self._ams().get(unit_id)
+
+    def ams_tray(self, unit_id: int, slot: int) -> AmsTray | None:
+        """One tray of an AMS unit (recorded as that tray alone)."""
+        self._view.get(ams_tray_key(unit_id, slot))
+        unit = self._ams().get(unit_id)
+        return unit.tray(slot) if unit else None
 
     def ams_kind(self, unit: AmsUnit) -> AmsKind:
         """The unit's type: from its `info`, else its get_version module, else the printer."""
@@ -503,7 +603,7 @@ class StateFields:
     def active_tray(self) -> int | None:
         """Loaded tray (`ams.tray_now`): ams_id * 4 + slot, 254 external; None when none."""
         value = to_int(self._part("ams", "tray_now"))
-        return None if value is None or value == 255 or value < 0 else value
+        return None if value == 255 else bounded(value, 0, 254)
 
     @property
     def active_location(self) -> tuple[int, int] | None:
@@ -533,8 +633,7 @@ class StateFields:
         """The tray at (unit id, slot): an AMS tray or an external spool."""
         if unit_id in EXTERNAL_IDS:
             return next((t for t in self.external_spools if t.slot == unit_id), None)
-        unit = self.ams_unit(unit_id)
-        return unit.tray(slot) if unit else None
+        return self.ams_tray(unit_id, slot)
 
     @property
     def external_spools(self) -> list[AmsTray]:

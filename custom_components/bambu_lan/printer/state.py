@@ -25,27 +25,36 @@ from dataclasses import replace
 from typing import Any, Final
 
 from .ams import AmsUnit, parse_ams_unit
-from .fields import ROUTE_KEY, Readable, ReadRecorder, StateFields, filament_route
-from .merge import AMS_UNITS, PRINT_SCHEMA, merge_obj
+from .fields import (
+    AMS_IDS_KEY,
+    AMS_UNITS_KEY,
+    ROUTE_KEY,
+    Readable,
+    ReadRecorder,
+    StateFields,
+    ams_tray_key,
+    ams_unit_key,
+    filament_route,
+)
+from .merge import AMS_UNITS, PRINT_SCHEMA, UnknownBudget, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
 from .values import AP_BOARDS, ModuleInfo, dig, parse_module_info, to_int
 
 
-def _ams_fields(status: dict[str, Any]) -> dict[str, Any]:
-    """The `ams` block's own fields (tray_now, exist bits ...), without the unit list."""
-    block = status.get("ams")
-    if type(block) is not dict:
-        return {}
-    return {key: value for key, value in block.items() if key != "ams"}
-
-
-def _unit_changes(old: AmsUnit, new: AmsUnit) -> frozenset[int | str]:
-    parts: set[int | str] = set()
-    if replace(old, trays=()) != replace(new, trays=()):
-        parts.add("unit")
-    slots = {tray.slot for tray in (*old.trays, *new.trays)}
-    parts.update(slot for slot in slots if old.tray(slot) != new.tray(slot))
-    return frozenset(parts)
+def _ams_keys(unit_id: int, old: AmsUnit | None, new: AmsUnit | None) -> set[str]:
+    """The fan-out keys of what differs between two parses of one unit (see `ams_unit_key`)."""
+    if old == new:
+        return set()
+    keys = set()
+    if old is None or new is None or replace(old, trays=()) != replace(new, trays=()):
+        keys.add(ams_unit_key(unit_id))
+    if old is None or new is None:
+        keys.add(AMS_IDS_KEY)
+    trays = (*(old.trays if old else ()), *(new.trays if new else ()))
+    for slot in {tray.slot for tray in trays}:
+        if (old.tray(slot) if old else None) != (new.tray(slot) if new else None):
+            keys.add(ams_tray_key(unit_id, slot))
+    return keys
 
 
 CORE_FIELDS: Final = ("gcode_state", "mc_percent", "bed_temper")
@@ -63,6 +72,8 @@ class PrinterState(StateFields):
         """Start empty; `serial` (the configured one) is the last resort for the model."""
         self.serial = serial.strip().upper() if isinstance(serial, str) else None
         self._print: dict[str, Any] = {}
+        # Bounds what is kept of keys the schema does not know (any publisher can invent them).
+        self._unknown = UnknownBudget(self._print, PRINT_SCHEMA)
         # Accessors read the print object through `_view`: the dict itself, or a recorder
         # while an entity refreshes (see `record_reads`).
         self._view: Readable = self._print
@@ -103,7 +114,6 @@ class PrinterState(StateFields):
         update the module table.
         """
         self.changed_keys = frozenset()
-        self._ams_before = None
         if type(message) is not dict:
             return False
         changed = False
@@ -149,30 +159,33 @@ class PrinterState(StateFields):
         if full:
             self._awaiting_full = False
         keys: set[str] = set()
-        fields_before = _ams_fields(self._print) if "ams" in status else None
         unit_ids = AMS_UNITS.changed
         assert unit_ids is not None
         unit_ids.clear()
-        changed = merge_obj(self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys)
+        changed = merge_obj(
+            self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys, budget=self._unknown
+        )
         if "device" in keys and (route := filament_route(self._print)) != self._route:
             self._route = route
             keys.add(ROUTE_KEY)
+        if AMS_UNITS_KEY in keys:
+            keys |= self._refresh_ams(unit_ids)
         self.changed_keys = frozenset(keys)
-        if "ams" in keys and fields_before is not None:
-            self._refresh_ams(unit_ids, fields_before)
         if full and not self.full_state_received:
             self.full_state_received = True
             self.changed_keys = None
             changed = True
         return changed
 
-    def _refresh_ams(self, unit_ids: set[str], fields_before: dict[str, Any]) -> None:
-        """Re-parse only the units the merge touched (the others are as they were)."""
+    def _refresh_ams(self, unit_ids: set[str]) -> set[str]:
+        """Re-parse only the units the merge touched (the others are as they were), and name
+        what changed in them: one tray's `remain` then wakes that tray's entity alone."""
         old = self._ams_cache
-        self._ams_changed = None
-        self._ams_before = (old, fields_before, frozenset(unit_ids))
-        if old is None:
-            return
+        if old is None:  # never parsed: nothing to compare with
+            new = self._ams()
+            return {AMS_IDS_KEY} | {
+                key for unit_id, unit in new.items() for key in _ams_keys(unit_id, None, unit)
+            }
         raw_units = dig(self._print.get("ams"), "ams")
         raw_by_id = (
             {str(to_int(raw.get("id"))): raw for raw in raw_units if type(raw) is dict}
@@ -180,43 +193,19 @@ class PrinterState(StateFields):
             else {}
         )
         units = dict(old)
+        keys: set[str] = set()
         for ident in unit_ids:
             unit_id = to_int(ident)
             if unit_id is None:
-                continue
+                continue  # an entry without a usable id is no unit
             parsed = parse_ams_unit(raw_by_id.get(str(unit_id)))
             if parsed is None:
                 units.pop(unit_id, None)
             else:
                 units[unit_id] = parsed
+            keys |= _ams_keys(unit_id, old.get(unit_id), parsed)
         self._ams_cache = dict(sorted(units.items()))
-
-    @property
-    def ams_changes(self) -> dict[int, frozenset[int | str]] | None:
-        """What the last report changed in the AMS units: per unit id, the slots whose tray
-        changed and "unit" for the unit's own readings (humidity, drying ...). None when it
-        may have changed more (`tray_now`, a unit appearing or going) or nothing is known.
-
-        Reports that change one tray's remaining filament arrive all the time while printing;
-        this lets the entities of other trays and units skip them.
-        """
-        before = self._ams_before
-        if before is None or before[0] is None or _ams_fields(self._print) != before[1]:
-            return None
-        if self._ams_changed is None:
-            old, new = before[0], self._ams()
-            changes = {}
-            for ident in before[2]:
-                unit_id = to_int(ident)
-                if unit_id is None:
-                    continue  # an entry without a usable id is no unit
-                old_unit, new_unit = old.get(unit_id), new.get(unit_id)
-                if old_unit is None or new_unit is None:
-                    return None  # a unit appeared or went
-                if old_unit != new_unit:
-                    changes[old_unit.id] = _unit_changes(old_unit, new_unit)
-            self._ams_changed = changes
-        return self._ams_changed
+        return keys
 
     def _apply_version(self, info: dict[str, Any]) -> bool:
         raw_modules = info.get("module")
