@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from homeassistant.core import HomeAssistant
+from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr, entity_registry as er
 from homeassistant.setup import async_setup_component
 import pytest
@@ -23,6 +24,7 @@ from tests.test_entities import (
     wait_for_state,
     wait_until,
 )
+from tests.test_fanout import spy_evaluations
 from tests.virtual_printer.ams import HUMIDITY_PERIOD
 from tests.virtual_printer.models import initial_state, spec_for
 from tests.virtual_printer.printer import PrinterFactory
@@ -94,6 +96,49 @@ async def test_ams_entities(
     entry, _ = await setup_printer(hass, virtual_printer, model, **options)
     result = ams_snapshot(hass, entity_registry, device_registry, entry)
     assert result == snapshot
+
+
+async def test_one_trays_delta_writes_that_tray_alone(
+    hass: HomeAssistant, virtual_printer: PrinterFactory
+) -> None:
+    """On an H2D with three units, a delta that changes one tray's remaining filament is
+    delivered to that tray's sensor alone (the fan-out indexes trays), and only it is written."""
+    _, printer = await setup_printer(hass, virtual_printer, "H2D")
+    tray = "sensor.ams_2_pro_2_tray_3"
+    before = hass.states.get(tray)
+    assert before is not None
+    remaining = before.attributes["remaining"]
+    evaluated, _ = spy_evaluations(hass)
+    written: list[str] = []
+
+    @callback
+    def on_state_changed(event: Event[EventStateChangedData]) -> None:
+        written.append(event.data["entity_id"])
+
+    unsubscribe = hass.bus.async_listen(EVENT_STATE_CHANGED, on_state_changed)
+    try:
+        printer.set_state({"ams": {"ams": [{"id": "1", "tray": [{"id": "2", "remain": 7}]}]}})
+        await wait_until(
+            hass,
+            lambda: (
+                (state := hass.states.get(tray)) is not None and state.attributes["remaining"] == 7
+            ),
+            "remaining 7",
+        )
+        await hass.async_block_till_done()
+    finally:
+        unsubscribe()
+    assert remaining != 7
+    assert evaluated == [tray]
+    assert written == [tray]
+    # Humidity of the same unit reaches its humidity sensors, not its trays.
+    evaluated.clear()
+    printer.set_state({"ams": {"ams": [{"id": "1", "humidity_raw": "61"}]}})
+    await wait_for_state(hass, "sensor.ams_2_pro_2_humidity", "61")
+    await hass.async_block_till_done()
+    assert not any("tray" in entity_id for entity_id in evaluated), evaluated
+    assert "sensor.ams_2_pro_2_humidity" in evaluated
+    assert all(entity_id.split(".")[1].startswith("ams_2_pro_2_") for entity_id in evaluated)
 
 
 async def test_humidity_level_is_inverted(

@@ -319,6 +319,59 @@ async def test_actions_refused_while_signed_commands_are_required(
     assert sent(printer, "ams_get_rfid") == []
 
 
+async def test_every_action_refused_and_timed_out(
+    hass: HomeAssistant, virtual_printer: PrinterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each action reports the printer's refusal, and its silence, as translated errors (and
+    the state stays as it was)."""
+    entry, printer = await setup_printer(hass, virtual_printer, "H2D")
+    await act(hass, "load_filament", entity_id="sensor.ams_2_pro_1_tray_1", extruder="left")
+    await wait_for_state(hass, "sensor.h2d_left_nozzle_filament", "PLA Basic")
+    dryer = unit_device(hass, entry.entry_id, printer.serial, 1)
+    tray = "sensor.ams_2_pro_1_tray_2"
+    calls: dict[str, tuple[str, dict[str, Any]]] = {
+        "start_drying": (
+            "ams_filament_drying",
+            {"device_id": dryer, "temperature": 50, "duration": 2},
+        ),
+        "stop_drying": ("ams_filament_drying", {"device_id": dryer}),
+        "set_filament": (
+            "ams_filament_setting",
+            {
+                "entity_id": tray,
+                "tray_type": "ABS",
+                "color": [1, 2, 3],
+                "nozzle_temp_min": 240,
+                "nozzle_temp_max": 270,
+            },
+        ),
+        "reset_tray": ("ams_filament_setting", {"entity_id": tray}),
+        "read_rfid": ("ams_get_rfid", {"entity_id": tray}),
+        "load_filament": ("ams_change_filament", {"entity_id": tray, "extruder": "left"}),
+        "unload_filament": (
+            "ams_change_filament",
+            {"device_id": printer_device(hass, entry.entry_id, printer.serial), "extruder": "left"},
+        ),
+    }
+    assert set(calls) == set(ams_services.SERVICES)
+    monkeypatch.setattr(client, "COMMAND_TIMEOUT", 0.5)
+    for service, (command, data) in calls.items():
+        printer.fault("refuse_next", reason="busy")
+        with pytest.raises(HomeAssistantError) as err:
+            await act(hass, service, **data)
+        assert (err.value.translation_key, err.value.translation_placeholders) == (
+            "command_failed",
+            {"command": command, "reason": "busy"},
+        ), service
+        printer.fault("ignore_next")
+        with pytest.raises(HomeAssistantError) as err:
+            await act(hass, service, **data)
+        assert err.value.translation_key == "command_timeout", service
+    assert state_of(hass, tray) == "PLA Basic"
+    assert state_of(hass, "sensor.ams_2_pro_2_drying") == "off"
+    assert state_of(hass, "sensor.h2d_left_nozzle_filament") == "PLA Basic"
+
+
 def test_services_yaml_matches_translations() -> None:
     """Every action and field in services.yaml has a name and a description, and an icon."""
     services = yaml.safe_load((ROOT / "services.yaml").read_text())

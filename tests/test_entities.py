@@ -36,6 +36,7 @@ from syrupy.assertion import SnapshotAssertion
 
 import custom_components.bambu_lan
 from custom_components.bambu_lan import (
+    ams_button,
     ams_sensor,
     binary_sensor,
     button,
@@ -72,6 +73,9 @@ FILAMENT_KEYS = frozenset(
         "external_spool_right",
         "left_nozzle_filament",
         "right_nozzle_filament",
+        "unload_filament",
+        "left_nozzle_unload_filament",
+        "right_nozzle_unload_filament",
     }
 )
 
@@ -555,7 +559,7 @@ def test_translations_and_icons_cover_every_entity() -> None:
         ],
         "image": [image.PREVIEW],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
-        "button": [*button.BUTTONS, button.REFRESH],
+        "button": [*button.BUTTONS, button.REFRESH, *ams_button.DESCRIPTIONS],
         "event": list(event.EVENTS),
         "light": [light.DESCRIPTION, light.HEATBED_DESCRIPTION],
         "fan": list(fan.FANS),

@@ -328,21 +328,30 @@ async def _load_filament(hass: HomeAssistant, call: ServiceCall) -> None:
         await coordinator.async_send("print", "ams_change_filament", params)
 
 
+def unload_params(
+    coordinator: BambuCoordinator, extruder: str | None, temperature: int
+) -> dict[str, Any]:
+    """`ams_change_filament` parameters that unload a nozzle (`extruder` on dual-nozzle
+    printers); a validation error when there is nothing to unload."""
+    state = coordinator.state
+    if state.is_dual_nozzle:
+        if extruder is None:
+            raise _invalid("extruder_required")
+        location = state.nozzle_location(EXTRUDERS[extruder])
+    else:
+        location = state.active_location
+    if location is None:
+        raise _invalid("nothing_loaded")
+    return unload_filament(location[0], temperature=temperature)
+
+
 async def _unload_filament(hass: HomeAssistant, call: ServiceCall) -> None:
     extruder = call.data.get(ATTR_EXTRUDER)
     temperature = call.data.get(ATTR_TEMPERATURE) or DEFAULT_TEMPERATURE
-    unloads = []
-    for coordinator in _printers(hass, call):
-        state = coordinator.state
-        if state.is_dual_nozzle:
-            if extruder is None:
-                raise _invalid("extruder_required")
-            location = state.nozzle_location(EXTRUDERS[extruder])
-        else:
-            location = state.active_location
-        if location is None:
-            raise _invalid("nothing_loaded")
-        unloads.append((coordinator, unload_filament(location[0], temperature=temperature)))
+    unloads = [
+        (coordinator, unload_params(coordinator, extruder, temperature))
+        for coordinator in _printers(hass, call)
+    ]
     for coordinator, params in unloads:
         await coordinator.async_send("print", "ams_change_filament", params)
 

@@ -8,7 +8,12 @@ import pytest
 
 from custom_components.bambu_lan.printer import ams
 from custom_components.bambu_lan.printer.ams import AmsKind, parse_ams_unit, parse_tray
-from custom_components.bambu_lan.printer.fields import ROUTE_KEY
+from custom_components.bambu_lan.printer.fields import (
+    AMS_IDS_KEY,
+    ROUTE_KEY,
+    ams_tray_key,
+    ams_unit_key,
+)
 from custom_components.bambu_lan.printer.state import PrinterState
 from tests.fixtures import reports as r
 
@@ -176,23 +181,55 @@ def test_external_spools() -> None:
     assert state_with(delta(vt_tray="x")).external_spools == []
 
 
+def ams_keys(state: PrinterState) -> set[str]:
+    """The AMS fan-out keys among the last report's changed keys."""
+    assert state.changed_keys is not None
+    return {key for key in state.changed_keys if key.startswith("ams.") and key != "ams.ams"}
+
+
 def test_changes_name_unit_and_slot() -> None:
-    """After a report, which unit readings and which slots changed (None: more did)."""
+    """A report names the unit readings and the trays it changed, and nothing else."""
     state = state_with(full(unit("0"), unit("1")))
-    assert state.ams_changes is None  # nothing known before the first parse
-    state.ams_units  # noqa: B018 - parse once, as entities do
     state.apply(delta(ams={"ams": [{"id": "1", "tray": [{"id": "2", "remain": 40}]}]}))
-    assert state.ams_changes == {1: frozenset({2})}
+    assert ams_keys(state) == {ams_tray_key(1, 2)}
     state.apply(delta(ams={"ams": [{"id": "0", "humidity": "2"}]}))
-    assert state.ams_changes == {0: frozenset({"unit"})}
+    assert ams_keys(state) == {ams_unit_key(0)}
     state.apply(delta(ams={"ams": [{"id": "0", "temp": "30"}], "tray_now": "1"}))
-    assert state.ams_changes is None  # tray_now moved: every tray's `active` may differ
+    assert ams_keys(state) == {ams_unit_key(0), "ams.tray_now"}
     state.apply(delta(ams={"ams": [unit("2")]}))
-    assert state.ams_changes is None  # a unit appeared
+    assert ams_keys(state) == {
+        AMS_IDS_KEY,
+        ams_unit_key(2),
+        *(ams_tray_key(2, s) for s in range(4)),
+    }
     state.apply(delta(mc_percent=3))
-    assert state.ams_changes is None  # not about the AMS at all
+    assert ams_keys(state) == set()
     state.apply(delta(ams={"ams": [{"id": "x"}, {"id": "1", "humidity": "3"}]}))
-    assert state.ams_changes == {1: frozenset({"unit"})}
+    assert ams_keys(state) == {ams_unit_key(1)}
+    state.apply(delta(ams={"ams": [{"id": "1", "tray": [{"id": "2", "remain": 40}]}]}))
+    assert ams_keys(state) == set()  # the same value again: nothing changed
+    state.apply(full(unit("0"), unit("1")))  # unit 2 is gone
+    assert AMS_IDS_KEY in ams_keys(state)
+    assert {ams_unit_key(2), ams_tray_key(2, 0)} <= ams_keys(state)
+
+
+def test_first_parse_names_every_unit() -> None:
+    """Before anything read the units there is nothing to compare: every unit is named."""
+    state = state_with(r.status(1, 1, ams={"ams": [unit("0")]}))
+    assert {AMS_IDS_KEY, ams_unit_key(0), ams_tray_key(0, 3)} <= ams_keys(state)
+
+
+def test_accessors_record_their_unit_and_tray() -> None:
+    """What an entity reads is recorded at the unit's or the tray's grain."""
+    state = state_with(full(unit("0"), unit("1")))
+    state.record_reads()
+    assert state.ams_tray(1, 2) is not None
+    assert state.recorded_reads() == {ams_tray_key(1, 2)}
+    state.record_reads()
+    assert state.ams_unit(0) is not None
+    assert state.has_ams_unit(5) is False
+    assert state.recorded_reads() == {ams_unit_key(0), AMS_IDS_KEY}
+    assert state.ams_tray(7, 0) is None
 
 
 def test_full_report_drops_a_unit_from_the_cache() -> None:
