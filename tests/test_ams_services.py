@@ -417,3 +417,40 @@ async def test_unloaded_printer_is_refused(
         await act(hass, "stop_drying", **{ATTR_DEVICE_ID: device})
     assert invalid.value.translation_key == "printer_not_loaded"
     assert ATTR_ENTITY_ID  # the constants module is what the frontend uses too
+
+
+async def test_targets_that_name_nothing_of_ours(
+    hass: HomeAssistant, virtual_printer: PrinterFactory
+) -> None:
+    """Targets outside the integration, a unit that went and an external spool on the H2D."""
+    _, printer = await setup_printer(hass, virtual_printer, "H2D")
+    hass.states.async_set("sensor.elsewhere", "1")
+    with pytest.raises(ServiceValidationError) as invalid:
+        await act(hass, "unload_filament", entity_id="sensor.elsewhere", extruder="left")
+    assert invalid.value.translation_key == "no_printer_target"
+    with pytest.raises(ServiceValidationError) as invalid:
+        await act(hass, "reset_tray", entity_id="sensor.elsewhere")
+    assert invalid.value.translation_key == "no_tray_target"
+    with pytest.raises(ServiceValidationError) as invalid:
+        await act(hass, "stop_drying", device_id="0123456789abcdef")
+    assert invalid.value.translation_key == "no_ams_target"
+
+    # The right external spool feeds the right nozzle only.
+    printer.set_state(
+        {"vir_slot": [{"id": "255", "tray_type": "PLA", "tray_color": "FFFFFFFF", "remain": 80}]}
+    )
+    await wait_for_state(hass, "sensor.h2d_right_external_spool", "PLA")
+    with pytest.raises(ServiceValidationError) as invalid:
+        await act(
+            hass, "load_filament", entity_id="sensor.h2d_right_external_spool", extruder="left"
+        )
+    assert invalid.value.translation_key == "tray_feeds_other_nozzle"
+
+    # A unit that stopped reporting takes no commands.
+    printer.remove_ams(128)
+    printer.push()
+    await wait_for_state(hass, "sensor.ams_ht_1_tray_1", "unavailable")
+    with pytest.raises(ServiceValidationError) as invalid:
+        await act(hass, "read_rfid", entity_id="sensor.ams_ht_1_tray_1")
+    assert invalid.value.translation_key == "ams_unavailable"
+    assert sent(printer, "ams_get_rfid") == []
