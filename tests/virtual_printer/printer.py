@@ -145,15 +145,40 @@ class VirtualPrinter:
             self.broker.start()
             if self._want_ftps:
                 self.start_ftps()
-            self._await_reply(0, READY_TIMEOUT)
+            self._await_ready()
         except BaseException:
             self.close()
             raise
         return self
 
-    def _spawn_firmware(self) -> None:
-        process = _POOL.take() if self._prewarm else _spawn_firmware_process()
-        if self._prewarm:
+    def _await_ready(self) -> None:
+        """Wait for the firmware's "ready"; a firmware stuck at boot gets one fresh successor.
+
+        A CI run once saw a (pooled) firmware process never report ready, with nothing in its log;
+        hundreds of local starts never did. The broker is up at this point, so a second process
+        tells a stuck process (start over) from a broken setup (fail, with both logs).
+        """
+        try:
+            self._await_reply(0, READY_TIMEOUT)
+        except FirmwareError as err:
+            if "timed out" not in str(err):
+                raise
+            first = f"{err}\nbroker log:\n{self.broker.log_tail()}"
+            stuck, self._firmware = self._firmware, None
+            if stuck is not None:
+                stuck.kill()
+                self._end_firmware(stuck)
+            self._buffer = b""
+            self._spawn_firmware(fresh=True)
+            try:
+                self._await_reply(0, READY_TIMEOUT)
+            except FirmwareError as again:
+                raise FirmwareError(f"{again}\nbefore that, {first}") from err
+
+    def _spawn_firmware(self, *, fresh: bool = False) -> None:
+        pooled = self._prewarm and not fresh
+        process = _POOL.take() if pooled else _spawn_firmware_process()
+        if pooled:
             _POOL.refill()
         self._firmware = process
         assert process.stdin is not None
