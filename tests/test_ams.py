@@ -26,7 +26,7 @@ from tests.test_entities import (
 )
 from tests.test_fanout import spy_evaluations
 from tests.virtual_printer.ams import HUMIDITY_PERIOD
-from tests.virtual_printer.models import initial_state, spec_for
+from tests.virtual_printer.models import initial_state, spec_for, version_modules
 from tests.virtual_printer.printer import PrinterFactory
 from tests.virtual_printer.sim import PrinterSim
 
@@ -263,6 +263,41 @@ async def test_unit_appears_after_setup_and_stale_device_is_removable(
         ),
         "AMS 2 back",
     )
+
+
+async def test_unit_device_follows_get_version(
+    hass: HomeAssistant,
+    device_registry: dr.DeviceRegistry,
+    virtual_printer: PrinterFactory,
+) -> None:
+    """An AMS firmware update (a new get_version reply) reaches the unit's device; the name the
+    user gave it stays."""
+    entry, printer = await setup_printer(hass, virtual_printer, "P1S")
+    identifier = (DOMAIN, f"{printer.serial}_ams_0")
+    device = device_registry.async_get_device_by_identifier(identifier, entry.entry_id)
+    assert device is not None
+    assert device.sw_version == "00.00.06.49"
+    device_registry.async_update_device(device.id, name_by_user="Shelf AMS")
+    modules = version_modules(spec_for("P1S"), printer.serial)
+    for module in modules:
+        if module["name"] == "ams/0":
+            module["sw_ver"] = "00.00.07.01"
+    printer.publish_raw(
+        json.dumps(
+            {"info": {"command": "get_version", "sequence_id": "0", "module": modules}}
+        ).encode()
+    )
+    await wait_until(
+        hass,
+        lambda: (
+            (found := device_registry.async_get(device.id)) is not None
+            and found.sw_version == "00.00.07.01"
+        ),
+        "AMS firmware updated",
+    )
+    updated = device_registry.async_get(device.id)
+    assert updated is not None
+    assert (updated.name, updated.name_by_user, updated.model) == ("AMS 1", "Shelf AMS", "AMS")
 
 
 async def test_malformed_ams_keeps_last_good_state(

@@ -115,6 +115,53 @@ def async_track_units(
     entry.async_on_unload(lambda: coordinator.fanout.index(add_new_units, (AMS_IDS_KEY,), ()))
 
 
+@callback
+def async_track_unit_devices(hass: HomeAssistant, entry: BambuConfigEntry) -> None:
+    """Keep each AMS device's model, serial and firmware as the printer reports them (an AMS
+    firmware update, a get_version reply that arrives late); the user's name stays."""
+    coordinator = entry.runtime_data
+    registry = dr.async_get(hass)
+
+    def shown(unit: AmsUnit) -> tuple[str | None, ...]:
+        info = unit_device_info(coordinator, unit)
+        return (
+            info.get("model"),
+            info.get("serial_number"),
+            info.get("sw_version"),
+            info.get("hw_version"),
+        )
+
+    written: dict[int, tuple[str | None, ...]] = {}
+
+    @callback
+    def update_devices() -> None:
+        for unit in coordinator.state.ams_units:
+            current = shown(unit)
+            if written.get(unit.id) == current:
+                continue  # the usual case: a few comparisons, no registry lookup
+            written[unit.id] = current
+            identifier = unit_identifier(coordinator.serial, unit.id)
+            device = registry.async_get_device(identifiers={identifier})
+            if device is None or current == (
+                device.model,
+                device.serial_number,
+                device.sw_version,
+                device.hw_version,
+            ):
+                continue
+            model, serial_number, sw_version, hw_version = current
+            registry.async_update_device(
+                device.id,
+                model=model,
+                serial_number=serial_number,
+                sw_version=sw_version,
+                hw_version=hw_version,
+            )
+
+    # get_version replies reach coordinator listeners (they may change anything).
+    entry.async_on_unload(coordinator.async_add_listener(update_devices))
+
+
 async def async_remove_device(
     hass: HomeAssistant, entry: BambuConfigEntry, device: DeviceEntry
 ) -> bool:

@@ -17,12 +17,13 @@ from homeassistant.components.sensor import (
     SensorStateClass,
 )
 from homeassistant.const import PERCENTAGE, UnitOfTemperature, UnitOfTime
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 
-from .ams import BambuAmsEntity, async_track_units
+from .ams import BambuAmsEntity, async_track_unit_devices, async_track_units
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity
 from .printer.ams import (
@@ -140,7 +141,7 @@ def _external_description(state: PrinterState, spool: int) -> SensorEntityDescri
 
 
 def async_setup_ams_sensors(
-    entry: BambuConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+    hass: HomeAssistant, entry: BambuConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
 ) -> None:
     """Add the printer's filament sensors now and each AMS unit's as it reports."""
     coordinator = entry.runtime_data
@@ -161,6 +162,7 @@ def async_setup_ams_sensors(
         )
     async_add_entities(entities)
     async_track_units(entry, async_add_entities, _unit_entities)
+    async_track_unit_devices(hass, entry)
 
 
 def tray_attributes(state: PrinterState, unit_id: int, slot: int) -> dict[str, Any]:

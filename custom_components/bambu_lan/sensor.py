@@ -385,7 +385,7 @@ async def async_setup_entry(
     entities.extend(info_entities(coordinator))
     entities.extend(job_sensors(coordinator))
     async_add_entities(entities)
-    async_setup_ams_sensors(entry, async_add_entities)
+    async_setup_ams_sensors(hass, entry, async_add_entities)
     entry.async_on_unload(coordinator.async_add_listener(_device_updater(hass, coordinator)))
 
 
