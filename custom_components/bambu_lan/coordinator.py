@@ -10,7 +10,8 @@ import time
 from typing import Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
     ConfigEntryNotReady,
@@ -93,6 +94,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._unavailable_logged = False
         self._recovery_logged = False
         self._stable_timer: CALLBACK_TYPE | None = None
+        self._unsub_stop: CALLBACK_TYPE | None = None
         self._reconnect_failed = False
         # Outlives reconnects, so a reconnect's full report repeats no event.
         self.events = EventTracker()
@@ -121,6 +123,12 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             if is_ca_verified(data, self.config_entry.options)
             else self.config_entry.options.get(CONF_PINNED_CERT),
         )
+        # Home Assistant neither waits for nor promptly cancels a setup that is still connecting
+        # when it stops; closing the session aborts the connect (and a later reconnect) at once.
+        self.session = session
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_hass_stop
+        )
         try:
             certificate = await session.async_connect()
         except InvalidAuth as err:
@@ -140,7 +148,6 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
                 translation_key="cannot_connect",
                 translation_placeholders={"host": self.host, "error": str(err)},
             ) from err
-        self.session = session
         self._on_verified(certificate)
 
     async def _async_update_data(self) -> PrinterState:
@@ -158,8 +165,15 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.session.start_reconnecting()
         return self.state
 
+    async def _async_hass_stop(self, _event: Event) -> None:
+        self._unsub_stop = None  # a fired one-time listener must not be removed again
+        await self.async_close()
+
     async def async_close(self) -> None:
-        """Close the connections (unload, or a failed setup)."""
+        """Close the connections (unload, a failed setup, or Home Assistant stopping)."""
+        if self._unsub_stop is not None:
+            self._unsub_stop()
+            self._unsub_stop = None
         if self._stable_timer is not None:
             self._stable_timer()
             self._stable_timer = None
