@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from functools import partial
 import logging
 import time
 from typing import Any, Final, override
@@ -31,8 +32,11 @@ from .const import (
     MQTT_PORT,
 )
 from .fanout import ReportFanout
+from .printer.camera import CAMERA_PORT, JpegCamera
 from .printer.events import EventTracker, PrinterEvent
 from .printer.health import CertificateHealth, evaluate_health
+from .printer.models import CameraKind, camera_kind
+from .printer.rtsp_relay import RTSP_PORT, RtspRelay
 from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
 from .printer.state import PrinterState
 from .printer.tls import CertificateReport, PrinterTLSError, TLSErrorKind
@@ -42,6 +46,8 @@ _LOGGER = logging.getLogger(__name__)
 FIRST_REPORT_TIMEOUT: Final = 20.0
 HEALTH_CHECK_INTERVAL: Final = timedelta(days=1)
 PROTOCOL_FAILURES_BEFORE_ISSUE: Final = 3
+# Camera refusals of the access code in a row before a repair (one can be a code just changed).
+CAMERA_REFUSALS_BEFORE_ISSUE: Final = 3
 
 type BambuConfigEntry = ConfigEntry[BambuCoordinator]
 
@@ -78,6 +84,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._flush_timer: CALLBACK_TYPE | None = None
         self.fanout = ReportFanout(hass.loop, self._deliver)
         """Entities register the report keys they read here; reports reach only their readers."""
+        self._jpeg_camera: JpegCamera | None = None
+        self._rtsp_relay: RtspRelay | None = None
+        self._camera_refusals = 0
+        self._liveview_disabled: bool | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -129,11 +139,72 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.session.start_reconnecting()
         return self.state
 
+    @property
+    def jpeg_camera(self) -> JpegCamera:
+        """The port-6000 camera, shared by its users (it connects only when used)."""
+        if self._jpeg_camera is None:
+            data = self.config_entry.data
+            self._jpeg_camera = JpegCamera(
+                self.host,
+                self.serial,
+                data[CONF_ACCESS_CODE],
+                port=data.get("camera_port", CAMERA_PORT),
+                pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
+            )
+        return self._jpeg_camera
+
+    async def async_rtsp_relay(self) -> RtspRelay:
+        """The local relay to the printer's RTSPS camera (listening once asked for)."""
+        if self._rtsp_relay is None:
+            data = self.config_entry.data
+            self._rtsp_relay = RtspRelay(
+                self.host,
+                self.serial,
+                data[CONF_ACCESS_CODE],
+                port=data.get("rtsp_port", RTSP_PORT),
+                pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
+                on_auth_failed=partial(self.note_camera_auth, accepted=False),
+                on_authenticated=partial(self.note_camera_auth, accepted=True),
+            )
+        await self._rtsp_relay.async_start()
+        return self._rtsp_relay
+
+    @callback
+    def note_camera_auth(self, *, accepted: bool) -> None:
+        """The camera accepted or refused the access code: a repair after repeated refusals."""
+        if accepted:
+            if self._camera_refusals >= CAMERA_REFUSALS_BEFORE_ISSUE:
+                issues.async_set_camera_issue(
+                    self.hass, self.config_entry, issues.CAMERA_AUTH, False
+                )
+            self._camera_refusals = 0
+            return
+        self._camera_refusals += 1
+        if self._camera_refusals == CAMERA_REFUSALS_BEFORE_ISSUE:
+            issues.async_set_camera_issue(self.hass, self.config_entry, issues.CAMERA_AUTH, True)
+
+    def _check_liveview(self) -> None:
+        """RTSP cameras need "LAN Mode Liveview" on: a repair says so while it is off."""
+        if camera_kind(self.state.model) is not CameraKind.RTSP:
+            return
+        disabled = self.state.liveview_disabled
+        if disabled != self._liveview_disabled:
+            self._liveview_disabled = disabled
+            issues.async_set_camera_issue(
+                self.hass, self.config_entry, issues.LIVEVIEW_DISABLED, disabled
+            )
+
     async def async_close(self) -> None:
-        """Close the connection (unload, or a failed setup)."""
+        """Close the connections (unload, or a failed setup)."""
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
+        if self._jpeg_camera is not None:
+            await self._jpeg_camera.async_close()
+            self._jpeg_camera = None
+        if self._rtsp_relay is not None:
+            await self._rtsp_relay.async_stop()
+            self._rtsp_relay = None
         if self.session is not None:
             await self.session.async_close()
             self.session = None
@@ -152,6 +223,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if not self.state.apply(message):
             return
         self._check_signed_commands()
+        self._check_liveview()
         if self.state.full_state_received:
             self._dispatch(self.events.update(self.state, time.monotonic()))
         if not self._full_report.is_set():
