@@ -65,3 +65,13 @@ async def wait_until(condition: Callable[[], Any], timeout: float = WAIT) -> Non
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+def sent_commands(printer: Any) -> list[str]:
+    """The `command` of every request the printer received."""
+    return [
+        body.get("command")
+        for request in printer.received_commands()
+        for body in request.values()
+        if isinstance(body, dict)
+    ]

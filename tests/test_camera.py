@@ -58,7 +58,7 @@ async def test_mjpeg_stream_and_idle_close(
 ) -> None:
     entry, printer = await setup(hass, virtual_printer)
     assert printer.camera is not None
-    entry.runtime_data.jpeg_camera.idle_timeout = 0.3
+    entry.runtime_data.camera.jpeg.idle_timeout = 0.3
     client = await hass_client()
     response = await client.get(f"/api/camera_proxy_stream/{ENTITY}")
     assert response.status == 200
@@ -74,7 +74,7 @@ async def test_mjpeg_stream_and_idle_close(
     assert printer.camera.stats()["connections"] == 1
 
     response.close()  # the viewer leaves: the upstream closes after the idle timeout
-    await wait_until(lambda: not entry.runtime_data.jpeg_camera.connected)
+    await wait_until(lambda: not entry.runtime_data.camera.jpeg.connected)
     await wait_until(lambda: printer.camera is not None and not printer.camera.stats()["active"])
 
 
@@ -173,7 +173,7 @@ async def test_stream_source_and_snapshot_through_the_relay(
 
     source = await async_get_stream_source(hass, "camera.x1c_camera")
     assert source is not None
-    relay = await entry.runtime_data.async_rtsp_relay()
+    relay = await entry.runtime_data.camera.async_relay()
     assert source == relay.url
     assert source.startswith(f"rtsp://127.0.0.1:{relay.local_port}/{relay.token}/")
     assert printer.access_code not in source
@@ -206,7 +206,7 @@ async def test_relay_refusals_and_impostor(
         await async_get_image(hass, "camera.x1c_camera")
     assert caught.value.translation_key == "camera_invalid_auth"
     for _ in range(2):
-        coordinator.note_camera_auth(accepted=False)
+        coordinator.camera.note_auth(accepted=False)
     issue_id = f"camera_invalid_auth_{entry.entry_id}"
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
 

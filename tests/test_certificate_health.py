@@ -367,13 +367,17 @@ async def test_failed_reconnect_states(
     other = sensor_id(hass, serial, "print_status")
 
     hostile = _hostile(profile, printer, test_cas)
+    logins = printer.logins()
+    assert logins >= 1  # the genuine chain's login is counted
     await async_serve(printer, hostile)
     await wait_until(lambda: certificate_state(hass, serial) == health)
+    # The live session reconnected to another chain: the access code never went to it.
+    assert printer.logins() == logins
     assert hass.states.get(other).state == STATE_UNAVAILABLE  # type: ignore[union-attr]
     issues = open_issues(hass, entry)
     assert list(issues) == [issue]
     assert issues[issue].severity is ir.IssueSeverity.ERROR
-    assert issues[issue].is_fixable is (issue == "untrusted")
+    assert not issues[issue].is_fixable
     assert_issue_text(issues[issue])
     placeholders = issues[issue].translation_placeholders or {}
     assert placeholders["fingerprint"] == hostile.leaf.sha256

@@ -22,14 +22,16 @@ from homeassistant.config_entries import (
     ConfigFlowResult,
 )
 from homeassistant.core import HomeAssistant
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, InvalidData
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
+import pytest_socket
 
 from custom_components.bambu_lan import config_flow, discovery, issues
 from custom_components.bambu_lan.config_flow import PinnableCertificate
 from custom_components.bambu_lan.const import (
     CONF_ACCESS_CODE,
+    CONF_CA_VERIFIED,
     CONF_CERT_FINGERPRINT,
     CONF_HOST,
     CONF_PINNED_CERT,
@@ -39,6 +41,7 @@ from custom_components.bambu_lan.const import (
 from custom_components.bambu_lan.issues import display_text
 from custom_components.bambu_lan.printer import session as client
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
+from tests.helpers import wait_until
 from tests.virtual_printer.pki import TestCAs, issue_server
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 
@@ -219,15 +222,17 @@ async def test_user_creates_entry_and_setup_runs(
     )
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"X1 Carbon {printer.serial}"
+    assert result["title"] == "Bambu Lab X1 Carbon"
     assert result["data"] == {
         CONF_HOST: printer.host,
         CONF_SERIAL: printer.serial,
         CONF_ACCESS_CODE: printer.access_code,
         CONF_CERT_FINGERPRINT: printer.fingerprint,
+        CONF_CA_VERIFIED: True,  # the bundled CAs verified it: it can never be pinned
         "port": printer.port,
     }
     entry = result["result"]
+    assert (entry.version, entry.minor_version) == (1, 2)
     assert entry.unique_id == printer.serial
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
@@ -262,6 +267,19 @@ async def test_standard_port_is_not_stored(
         ({CONF_SERIAL: "01P00A12345678-"}, {CONF_SERIAL: "invalid_serial"}),
         ({CONF_ACCESS_CODE: "1234567"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
         ({CONF_ACCESS_CODE: "1234-678"}, {CONF_ACCESS_CODE: "invalid_access_code_format"}),
+        ({CONF_HOST: "127.0.0.1\x00evil"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: ""}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "   "}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "a" * 300}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: f"{'b' * 64}.local"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "printer_1.lan"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "http://192.0.2.10"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "999.1.1.1"}, {CONF_HOST: "invalid_host"}),
+        ({CONF_HOST: "fe80::1%eth0 x"}, {CONF_HOST: "invalid_host"}),
+        (
+            {CONF_HOST: "-bad.lan", CONF_SERIAL: "x"},
+            {CONF_HOST: "invalid_host", CONF_SERIAL: "invalid_serial"},
+        ),
         (
             {CONF_SERIAL: "x", CONF_ACCESS_CODE: ""},
             {CONF_SERIAL: "invalid_serial", CONF_ACCESS_CODE: "invalid_access_code_format"},
@@ -301,7 +319,7 @@ async def test_unknown_serial_prefix_is_accepted(
     result = await submit_user(hass, user_input(unknown))
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "P1S ZZZ09A000000001"  # model from get_version's product_name
+    assert result["title"] == "Bambu Lab P1S"  # model from get_version's product_name
 
 
 async def test_invalid_access_code_then_recovery(
@@ -482,7 +500,7 @@ async def test_firmware_without_serial_is_accepted(
     result = await answer_get_version(hass, printer, result["flow_id"], {"module": modules})
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == f"X1 Carbon {printer.serial}"  # model from the serial prefix
+    assert result["title"] == "Bambu Lab X1 Carbon"  # model from the serial prefix
 
 
 async def test_get_version_refused(hass: HomeAssistant, printer: VirtualPrinter) -> None:
@@ -621,7 +639,7 @@ async def test_user_step_uses_discovered_name(
 
     result = await submit_user(hass, user_input(printer))
 
-    assert result["title"] == "X1 Carbon Lab"
+    assert result["title"] == "Lab"  # the printer's own name
     listener.async_stop()
 
 
@@ -688,7 +706,7 @@ async def test_discovery_asks_only_for_access_code(
         result["flow_id"], {CONF_ACCESS_CODE: printer.access_code}
     )
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "X1 Carbon Workshop"
+    assert result["title"] == "Workshop"
     assert result["data"][CONF_SERIAL] == printer.serial
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
@@ -707,7 +725,7 @@ async def test_discovery_without_model_or_name(
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_ACCESS_CODE: printer.access_code}
     )
-    assert result["title"] == f"X1 Carbon {printer.serial}"
+    assert result["title"] == "Bambu Lab X1 Carbon"
 
 
 async def test_discovery_of_configured_printer_aborts(
@@ -749,11 +767,102 @@ async def test_discovery_does_not_follow_an_impostor(
     impostor = virtual_printer(profile="self_signed")
     entry = printer_entry(impostor, host=UNUSED_ADDRESS)
     entry.add_to_hass(hass)
+    entry.mock_state(hass, ConfigEntryState.SETUP_RETRY)  # unreachable: the probe runs
 
     result = await start_discovery_flow(hass, discovery_data(impostor))
 
     assert result["reason"] == "already_configured"
     assert entry.data[CONF_HOST] == UNUSED_ADDRESS
+
+
+@pytest.fixture
+def second_loopback(socket_enabled: None) -> None:
+    """Let the integration connect to 127.0.0.2 too (still loopback): a relay listens there."""
+    pytest_socket.socket_allow_hosts(["127.0.0.1", "127.0.0.2"])
+
+
+class Relay:
+    """A transparent TCP relay on another loopback address: the handshake it forwards is the
+    genuine printer's, so it verifies; the relay can cut the connection whenever it likes."""
+
+    def __init__(self, host: str, port: int, target: tuple[str, int]) -> None:
+        self.address = (host, port)
+        self.target = target
+        self.connections = 0
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._pipe, *self.address)
+
+    async def stop(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        self.server.close_clients()
+        await self.server.wait_closed()
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+
+        async def copy(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            while data := await src.read(65536):
+                dst.write(data)
+                await dst.drain()
+            dst.close()
+
+        await asyncio.gather(
+            copy(reader, up_writer), copy(up_reader, writer), return_exceptions=True
+        )
+
+
+async def test_discovery_does_not_move_a_reachable_printer_behind_a_relay(
+    hass: HomeAssistant, printer: VirtualPrinter, second_loopback: None
+) -> None:
+    """A forged announcement points a connected printer at a relay to it: nothing moves and the
+    relay is not even probed; once the printer is unreachable where it is, it follows."""
+    relay = Relay("127.0.0.2", printer.port, ("127.0.0.1", printer.port))
+    await relay.start()
+    try:
+        entry = printer_entry(printer)
+        entry.add_to_hass(hass)
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        assert entry.state is ConfigEntryState.LOADED
+
+        result = await start_discovery_flow(hass, discovery_data(printer, host="127.0.0.2"))
+        assert result["reason"] == "already_configured"
+        assert entry.data[CONF_HOST] == printer.host
+        assert relay.connections == 0
+    finally:
+        await relay.stop()
+        await hass.config_entries.async_unload(entry.entry_id)
+
+
+async def test_discovery_follows_a_printer_unreachable_where_it_was(
+    hass: HomeAssistant,
+    printer: VirtualPrinter,
+    monkeypatch: pytest.MonkeyPatch,
+    second_loopback: None,
+) -> None:
+    """The printer was reached through 127.0.0.2, which went away (session down, reconnect
+    failed): an announcement at its real address moves it there after a verified handshake."""
+    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
+    relay = Relay("127.0.0.2", printer.port, ("127.0.0.1", printer.port))
+    await relay.start()
+    entry = printer_entry(printer, host="127.0.0.2")
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = entry.runtime_data
+    await relay.stop()
+    await wait_until(lambda: coordinator.unreachable)
+
+    result = await start_discovery_flow(hass, discovery_data(printer))
+
+    assert result["reason"] == "already_configured"
+    assert entry.data[CONF_HOST] == printer.host
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.LOADED
 
 
 async def test_discovery_keeps_a_host_name(
@@ -896,6 +1005,7 @@ async def test_user_pins_certificate_of_unknown_issuer(
     assert entry.options == {CONF_PINNED_CERT: leaf_pem(pinned)}
     assert entry.data[CONF_CERT_FINGERPRINT] == pinned.fingerprint
     assert entry.data[CONF_SERIAL] == pinned.serial
+    assert entry.data[CONF_CA_VERIFIED] is False
     assert TRUST not in entry.data
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED  # the entry's own session trusts the pin
@@ -995,7 +1105,7 @@ async def test_discovered_printer_pins_certificate(
     result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"].endswith(" Workshop")
+    assert result["title"] == "Workshop"
     assert result["options"] == {CONF_PINNED_CERT: leaf_pem(pinned)}
     assert result["data"][CONF_CERT_FINGERPRINT] == new_fingerprint
 
@@ -1022,7 +1132,11 @@ def test_pin_offered_only_for_the_certificate_described(test_cas: TestCAs) -> No
     ("raw", "shown"),
     [
         ("CN=Untrusted Test CA,O=Example", "CN=Untrusted Test CA,O=Example"),
-        ("[click me](https://evil.example/x)", "click mehttps://evil.example/x"),
+        ("[click me](https://evil.example/x)", "click me"),
+        ("Office http://evil.example/x printer", "Office printer"),
+        ("Visit WWW.evil.example now", "Visit now"),
+        ("ftp://a.b hxxp://c.d", ""),
+        ("http:/*/evil.example", ""),
         ("<img src=x onerror=alert(1)>", "img src=x onerror=alert1"),
         ("**bold** _it_ `code` # h | t \\ !", "bold it code h t"),
         ("line 1\nline 2\r\n\tline 3\u2028end\x00", "line 1 line 2 line 3 end"),
@@ -1049,11 +1163,20 @@ async def test_discovered_names_are_plain_text(hass: HomeAssistant) -> None:
 
     placeholders = result["description_placeholders"]
     assert placeholders["model"] == "X1 bCarbon/b"
-    assert placeholders["name"] == "Shophttps://evil.example Big"
+    assert placeholders["name"] == "Shop Big"
     flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
-    assert flows[0]["context"]["title_placeholders"]["name"] == (
-        "X1 bCarbon/b Shophttps://evil.example Big"
+    # The discovery card's title: no URL reaches it.
+    assert flows[0]["context"]["title_placeholders"]["name"] == "X1 bCarbon/b Shop Big"
+
+
+async def test_discovered_url_never_reaches_the_card(hass: HomeAssistant) -> None:
+    """A name that is only a link leaves the card with the serial instead."""
+    result = await start_discovery_flow(
+        hass, {**OFFLINE_DISCOVERY, "name": "www.evil.example/login"}
     )
+    assert result["description_placeholders"]["name"] == OFFLINE_SERIAL
+    flows = hass.config_entries.flow.async_progress_by_handler(DOMAIN)
+    assert "evil" not in str(flows[0]["context"]["title_placeholders"])
 
 
 # --- reauthentication ----------------------------------------------------------------------------
@@ -1297,6 +1420,7 @@ async def test_reconfigure_removes_pin_once_bundled_cas_verify(
     assert result["reason"] == "reconfigure_successful"
     assert CONF_PINNED_CERT not in entry.options
     assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert entry.data[CONF_CA_VERIFIED] is True  # proven now: never pinned again
     assert config_flow.CONF_REMOVE_PIN not in entry.data
 
 
@@ -1332,3 +1456,163 @@ async def test_pin_stays_while_bundled_cas_do_not_verify(
     assert result["reason"] == "reconfigure_successful"
     assert entry.options == {CONF_PINNED_CERT: pin}
     assert entry.data[CONF_CERT_FINGERPRINT] == "0" * 64  # only removing the pin records one
+
+
+async def test_title_gets_a_serial_suffix_only_on_collision(
+    hass: HomeAssistant, printer: VirtualPrinter, no_entry_setup: None
+) -> None:
+    """A second unnamed printer of one model is told apart by its serial's last four."""
+    MockConfigEntry(
+        domain=DOMAIN, unique_id="00M09A000000777", title="Bambu Lab X1 Carbon"
+    ).add_to_hass(hass)
+
+    result = await submit_user(hass, user_input(printer))
+
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["title"] == f"Bambu Lab X1 Carbon {printer.serial[-4:]}"
+
+
+# --- replacing a pinned certificate --------------------------------------------------------------
+
+
+async def test_reconfigure_repins_only_with_the_access_code_typed(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    no_entry_setup: None,
+) -> None:
+    """A pinned printer presents another certificate (e.g. after a factory reset): reconfigure
+    offers it, pinning needs the access code typed again, and the confirmation shows both
+    fingerprints. Until the user confirms, the printer receives no login."""
+    pinned = virtual_printer("P1S", "unknown_ca")
+    old_pin, old_fingerprint = leaf_pem(pinned), pinned.fingerprint
+    entry = printer_entry(pinned, options={CONF_PINNED_CERT: old_pin}, **{CONF_CA_VERIFIED: False})
+    entry.add_to_hass(hass)
+    new_fingerprint = await hass.async_add_executor_job(pinned.reissue_cert)
+    logins = pinned.logins()
+
+    result = await entry.start_reconfigure_flow(hass)
+    assert TRUST not in form_fields(result)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host}
+    )
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert form_fields(result) == [CONF_HOST, CONF_ACCESS_CODE, config_flow.CONF_REMOVE_PIN, TRUST]
+    step = TRANSLATIONS["config"]["step"]["reconfigure"]
+    assert new_fingerprint in step["data_description"][TRUST].format(
+        **result["description_placeholders"]
+    )
+
+    # The stored code is not enough to trust another certificate.
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host, TRUST: True}
+    )
+    assert result["errors"] == {CONF_ACCESS_CODE: "access_code_required"}
+    assert "access_code_required" in TRANSLATIONS["config"]["error"]
+    assert TRUST in form_fields(result)
+
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: pinned.host, CONF_ACCESS_CODE: pinned.access_code, TRUST: True},
+    )
+    assert result["step_id"] == "reconfigure_pin"
+    shown = result["description_placeholders"]
+    assert shown["pinned_fingerprint"] == old_fingerprint
+    assert shown["fingerprint"] == new_fingerprint
+    text = TRANSLATIONS["config"]["step"]["reconfigure_pin"]["description"].format(**shown)
+    assert old_fingerprint in text
+    assert new_fingerprint in text
+    assert pinned.logins() == logins  # nothing was sent to the new certificate yet
+    assert entry.options == {CONF_PINNED_CERT: old_pin}
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["reason"] == "reconfigure_successful"
+    assert entry.options == {CONF_PINNED_CERT: leaf_pem(pinned)}
+    assert entry.data[CONF_CERT_FINGERPRINT] == new_fingerprint
+    assert entry.data[CONF_CA_VERIFIED] is False
+    assert pinned.logins() == logins + 1  # the validation, after the confirmation
+
+
+async def test_reconfigure_repin_refuses_a_certificate_not_shown(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    no_entry_setup: None,
+) -> None:
+    """The certificate changes again while the confirmation is open: nothing is pinned and no
+    login is sent; the form offers the newest certificate instead."""
+    pinned = virtual_printer("P1S", "self_signed")
+    old_pin = leaf_pem(pinned)
+    entry = printer_entry(pinned, options={CONF_PINNED_CERT: old_pin})
+    entry.add_to_hass(hass)
+    await hass.async_add_executor_job(pinned.reissue_cert)
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: pinned.host}
+    )
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {CONF_HOST: pinned.host, CONF_ACCESS_CODE: pinned.access_code, TRUST: True},
+    )
+    assert result["step_id"] == "reconfigure_pin"
+    newest = await hass.async_add_executor_job(pinned.reissue_cert)
+    logins = pinned.logins()
+
+    result = await hass.config_entries.flow.async_configure(result["flow_id"], {})
+
+    assert result["step_id"] == "reconfigure"
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert result["description_placeholders"]["fingerprint"] == newest
+    assert TRUST in form_fields(result)
+    assert entry.options == {CONF_PINNED_CERT: old_pin}
+    assert pinned.logins() == logins
+
+
+async def test_reconfigure_never_pins_a_verified_printer(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    trust_test_cas: Path,
+    test_cas: TestCAs,
+    no_entry_setup: None,
+) -> None:
+    """A printer the bundled CAs have verified, now answered by a self-signed impostor with its
+    serial as CN: reconfigure explains, offers no pin, and the impostor gets no login."""
+    printer = virtual_printer("X1C")
+    entry = printer_entry(printer)
+    entry.add_to_hass(hass)
+    printer.serve(issue_server("self_signed", printer.serial, test_cas))
+    logins = printer.logins()
+
+    result = await entry.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {CONF_HOST: printer.host, CONF_ACCESS_CODE: printer.access_code}
+    )
+    assert result["errors"] == {"base": "untrusted_certificate"}
+    assert form_fields(result) == [CONF_HOST, CONF_ACCESS_CODE]
+    # Not even a hand-made request can tick a field the form does not have.
+    with pytest.raises(InvalidData):
+        await hass.config_entries.flow.async_configure(
+            result["flow_id"],
+            {CONF_HOST: printer.host, CONF_ACCESS_CODE: printer.access_code, TRUST: True},
+        )
+
+    assert entry.options == {}
+    assert printer.logins() == logins
+
+
+async def test_reconfigure_refuses_an_invalid_host_before_connecting(
+    hass: HomeAssistant, session_log: list[tuple[str, object]]
+) -> None:
+    """A bad host is refused per field, without a connection, and nothing is stored."""
+    entry = offline_entry()
+    entry.add_to_hass(hass)
+    result = await entry.start_reconfigure_flow(hass)
+    for host in ("127.0.0.1\x00evil", "", "a" * 300, f"{'c' * 64}.lan"):
+        result = await hass.config_entries.flow.async_configure(
+            result["flow_id"], {CONF_HOST: host}
+        )
+        assert result["errors"] == {CONF_HOST: "invalid_host"}
+    assert "invalid_host" in TRANSLATIONS["config"]["error"]
+    assert session_log == []
+    assert entry.data[CONF_HOST] == UNUSED_ADDRESS

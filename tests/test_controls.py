@@ -158,7 +158,6 @@ async def test_target_temperatures(hass: HomeAssistant, virtual_printer: Printer
     ]
     await wait_for_state(hass, nozzle, "215.0")
     await wait_for_state(hass, bed, "55.0")
-    assert state_of(hass, "sensor.a1mini_nozzle_target_temperature") == "215.0"
 
     printer.clear_commands()
     with pytest.raises(ServiceValidationError):
@@ -166,6 +165,38 @@ async def test_target_temperatures(hass: HomeAssistant, virtual_printer: Printer
     with pytest.raises(ServiceValidationError):
         await call(hass, NUMBER_DOMAIN, SERVICE_SET_VALUE, bed, **{ATTR_VALUE: 121})
     assert sent(printer, "gcode_line") == []
+
+
+async def test_dual_nozzle_targets(hass: HomeAssistant, virtual_printer: PrinterFactory) -> None:
+    """H2D: a target per nozzle, each commanding its own extruder (T1 left, T0 right),
+    whichever nozzle is active; no single-nozzle control or duplicates."""
+    _, printer = await setup_printer(hass, virtual_printer, "H2D")
+    left, right = (
+        "number.h2d_left_nozzle_target_temperature",
+        "number.h2d_right_nozzle_target_temperature",
+    )
+    assert state_of(hass, "sensor.h2d_active_nozzle") == "right"
+
+    await call(hass, NUMBER_DOMAIN, SERVICE_SET_VALUE, left, **{ATTR_VALUE: 250})
+    await call(hass, NUMBER_DOMAIN, SERVICE_SET_VALUE, right, **{ATTR_VALUE: 210})
+    assert sent(printer, "gcode_line") == [
+        {"command": "gcode_line", "param": "M104 S250 T1\n"},
+        {"command": "gcode_line", "param": "M104 S210 T0\n"},
+    ]
+    await wait_for_state(hass, left, "250.0")
+    await wait_for_state(hass, right, "210.0")
+    extruders = printer.state()["device"]["extruder"]["info"]
+    assert {entry["id"]: entry["temp"] >> 16 for entry in extruders} == {0: 210, 1: 250}
+
+    printer.set_state({"device": {"extruder": {"state": 0x112}}})  # the left one is active now
+    await wait_for_state(hass, "sensor.h2d_active_nozzle", "left")
+    for single in (
+        "number.h2d_nozzle_target_temperature",
+        "sensor.h2d_nozzle_temperature",
+        "sensor.h2d_nozzle_target_temperature",
+        "sensor.h2d_left_nozzle_target_temperature",
+    ):
+        assert hass.states.get(single) is None, single
 
 
 async def test_refused_command(hass: HomeAssistant, virtual_printer: PrinterFactory) -> None:

@@ -294,7 +294,7 @@ async def test_announced_printer_can_be_added(
     )
 
     assert result["type"] is FlowResultType.CREATE_ENTRY
-    assert result["title"] == "P1S Garage"
+    assert result["title"] == "Garage"  # the printer's own name
     await hass.async_block_till_done()
     assert result["result"].state is ConfigEntryState.LOADED
 
@@ -306,3 +306,74 @@ async def test_announcement_from_another_address_is_ignored(
     sender.sendto(notify(serial="00M09A350199999", host="127.0.0.5"), ("127.0.0.1", listener.port))
     await announce(listener, sender)
     assert listener.announcement("00M09A350199999") is None
+
+
+def _open_discovery_flows(hass: HomeAssistant) -> list[str]:
+    return [
+        flow["context"]["unique_id"]
+        for flow in hass.config_entries.flow.async_progress_by_handler(
+            DOMAIN, match_context={"source": SOURCE_INTEGRATION_DISCOVERY}
+        )
+    ]
+
+
+async def test_forged_announcements_open_bounded_flows(
+    hass: HomeAssistant,
+    listener: discovery.PrinterDiscovery,
+    sender: socket.socket,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """500 invented serials from one address open two flows; from many addresses, at most
+    MAX_OPEN_FLOWS; the rest is dropped with one debug line."""
+    caplog.set_level(logging.DEBUG, logger="custom_components.bambu_lan.discovery")
+    forged = [notify(f"01P09A{index:09d}", "127.0.0.1") for index in range(500)]
+    for batch in range(0, 500, 50):  # in batches: a burst would overflow the socket buffer
+        await announce(listener, sender, *forged[batch : batch + 50])
+    from_one = [serial for serial in _open_discovery_flows(hass) if serial.startswith("01P09A")]
+    assert len(from_one) == discovery.MAX_OPEN_FLOWS_PER_SOURCE
+
+    spread = [notify(f"01S09A{index:09d}", f"127.0.1.{index % 200 + 1}") for index in range(500)]
+    for batch in range(0, 500, 50):
+        await announce(listener, sender, *spread[batch : batch + 50])
+    assert len(_open_discovery_flows(hass)) == discovery.MAX_OPEN_FLOWS
+    dropped = [
+        record
+        for record in caplog.records
+        if "Ignored printer announcements" in record.getMessage()
+    ]
+    assert len(dropped) == 1  # at most one line a minute
+    await hass.async_block_till_done()
+
+
+async def test_invented_serials_cannot_lift_a_configured_printers_limit(
+    hass: HomeAssistant,
+    listener: discovery.PrinterDiscovery,
+    sender: socket.socket,
+    flow_spy: MagicMock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Flooding the table of unknown serials leaves a configured printer rate limited, and
+    probes of new addresses are limited for all printers together."""
+    monkeypatch.setattr(discovery, "MAX_TRACKED_PRINTERS", 4)
+    other = "01P09A000000043"
+    for serial in (SERIAL, other):
+        MockConfigEntry(
+            domain=DOMAIN,
+            unique_id=serial,
+            data={CONF_HOST: "192.0.2.10", CONF_SERIAL: serial, CONF_ACCESS_CODE: "12345678"},
+        ).add_to_hass(hass)
+    with patch.object(config_flow, "async_probe_printer") as probe:
+        await announce(listener, sender, notify(SERIAL, "127.0.0.2"))
+        assert len(started_for(flow_spy, SERIAL)) == 1
+        flood = [notify(f"01S09A{index:09d}", f"127.0.2.{index + 1}") for index in range(20)]
+        await announce(listener, sender, *flood)
+        # Its 30 s address-change limit still holds, and another configured printer's new
+        # address within PROBE_INTERVAL is not probed either.
+        await announce(listener, sender, notify(SERIAL, "127.0.0.3"), notify(other, "127.0.0.4"))
+        assert len(started_for(flow_spy, SERIAL)) == 1
+        assert started_for(flow_spy, other) == []
+        monkeypatch.setattr(discovery, "PROBE_INTERVAL", 0.0)
+        await announce(listener, sender, notify(other, "127.0.0.4"))
+        assert len(started_for(flow_spy, other)) == 1
+        await hass.async_block_till_done()
+    assert probe.call_count == 0  # neither entry is unreachable (they are not even set up)

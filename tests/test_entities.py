@@ -40,12 +40,18 @@ from custom_components.bambu_lan import (
     button,
     camera,
     certificate,
+    entity,
     event,
+    fan,
     image,
+    job_sensor,
     light,
     number,
+    printer_info,
     select,
     sensor,
+    switch,
+    update,
 )
 from custom_components.bambu_lan.const import DOMAIN
 from tests.helpers import async_setup_printer, wait_until as poll_until
@@ -130,7 +136,11 @@ def now() -> Iterator[list[datetime]]:
     traffic these tests depend on never gets scheduled again.
     """
     clock = [NOW]
-    with patch("custom_components.bambu_lan.sensor.utcnow", side_effect=lambda: clock[0]):
+    with (
+        patch("custom_components.bambu_lan.sensor.utcnow", side_effect=lambda: clock[0]),
+        # The usage counter's clock stands still too: snapshots must not depend on test speed.
+        patch("custom_components.bambu_lan.printer_info.monotonic", return_value=0.0),
+    ):
         yield clock
 
 
@@ -163,8 +173,10 @@ def entities_snapshot(
         if reg.domain == "event" and shown not in (None, STATE_UNKNOWN, STATE_UNAVAILABLE):
             shown = "<fired>"  # an event's state is the wall-clock time it fired
         attributes = dict(state.attributes) if state else None
-        if attributes and reg.domain in ("camera", "image"):  # fresh random tokens each run
-            attributes["access_token"] = attributes["entity_picture"] = "<token>"
+        if attributes and "access_token" in attributes:
+            # An image's token (also in its picture URL) changes with every setup.
+            attributes["access_token"] = "<random>"
+            attributes["entity_picture"] = str(attributes["entity_picture"]).split("?")[0]
         result[reg.entity_id] = {
             "unique_id": reg.unique_id,
             "translation_key": reg.translation_key,
@@ -218,7 +230,7 @@ def job_steps(model: str) -> list[tuple[dict[str, Any], str, str]]:
             f"sensor.{slug}_progress",
             "42",
         ),
-        (temperatures, f"sensor.{slug}_bed_target_temperature", "60.0"),
+        (temperatures, f"number.{slug}_bed_target_temperature", "60.0"),
         (
             {
                 "cooling_fan_speed": "15",
@@ -285,8 +297,11 @@ async def test_model_gating(
         f"sensor.{slug}_chamber_temperature": chamber,
         f"binary_sensor.{slug}_door": door,
         f"sensor.{slug}_left_nozzle_temperature": dual,
-        f"sensor.{slug}_right_nozzle_target_temperature": dual,
-        f"sensor.{slug}_nozzle_temperature": True,
+        f"number.{slug}_right_nozzle_target_temperature": dual,
+        f"sensor.{slug}_active_nozzle": dual,
+        f"sensor.{slug}_nozzle_temperature": not dual,  # no single-nozzle duplicates
+        f"number.{slug}_nozzle_target_temperature": not dual,
+        f"sensor.{slug}_nozzle_target_temperature": False,  # the number shows the target
         f"light.{slug}_chamber_light": True,
     }
     assert {entity_id: hass.states.get(entity_id) is not None for entity_id in exists} == exists
@@ -315,7 +330,8 @@ async def test_end_time_moves_only_with_remaining_time(
     assert state_of(hass, end_time) == "2026-05-01T12:30:00+00:00"
 
     printer.set_state({"mc_remaining_time": 29})
-    await wait_for_state(hass, end_time, "2026-05-01T12:30:00+00:00")  # 12:01 + 29 min
+    await wait_for_state(hass, "sensor.p1s_remaining_time", "29")
+    assert state_of(hass, end_time) == "2026-05-01T12:30:00+00:00"  # 12:01 + 29 min
     now[0] = NOW + timedelta(minutes=3)
     printer.set_state({"mc_remaining_time": 25})
     await wait_for_state(hass, end_time, "2026-05-01T12:28:00+00:00")
@@ -351,6 +367,62 @@ async def test_unknown_values_are_unknown_and_logged_once(
     assert len(logged) == 1
     logged = [record for record in caplog.records if "'warp_drive'" in record.getMessage()]
     assert len(logged) == 1
+
+
+@pytest.mark.usefixtures("trust_test_cas")
+async def test_forged_numbers_show_as_unknown(
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    now: list[datetime],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A remaining time of 1e12 minutes while printing: the end time is unknown, nothing is
+    logged at ERROR, and a sane value afterwards is shown again."""
+    _, printer = await setup_printer(hass, virtual_printer, "P1S")
+    end_time = "sensor.p1s_estimated_end_time"
+    printer.set_state({"gcode_state": "RUNNING", "mc_remaining_time": 30, "mc_percent": 1})
+    await wait_for_state(hass, end_time, "2026-05-01T12:30:00+00:00")
+
+    printer.set_state({"mc_remaining_time": 1e12, "layer_num": -5, "bed_temper": 1e300})
+    await wait_for_state(hass, end_time, STATE_UNKNOWN)
+    assert state_of(hass, "sensor.p1s_remaining_time") == STATE_UNKNOWN
+    assert state_of(hass, "sensor.p1s_current_layer") == STATE_UNKNOWN
+    assert state_of(hass, "sensor.p1s_bed_temperature") == STATE_UNKNOWN
+    printer.set_state({"mc_remaining_time": 10})
+    await wait_for_state(hass, end_time, "2026-05-01T12:10:00+00:00")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+@pytest.mark.usefixtures("trust_test_cas")
+async def test_long_strings_are_cut_to_the_state_limit(
+    hass: HomeAssistant, virtual_printer: PrinterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 100 000-character job name is shown cut to 255 characters; attributes are bounded."""
+    _, printer = await setup_printer(hass, virtual_printer, "X1C")
+    printer.set_state({"subtask_name": "J" * 100_000})
+    await poll_until(lambda: state_of(hass, "sensor.x1c_job_name").startswith("J"))
+    shown = state_of(hass, "sensor.x1c_job_name")
+    assert len(shown) == 255
+    assert shown.endswith("…")
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+    for attr in range(100):  # more HMS entries than an attribute list keeps
+        printer.raise_hms(0x07000300 + attr, 0x00020002)
+    await wait_for_state(hass, "sensor.x1c_hms_errors", "100")
+    state = hass.states.get("sensor.x1c_hms_errors")
+    assert state is not None
+    assert len(state.attributes["codes"]) == entity.MAX_ATTRIBUTE_ITEMS
+
+
+def test_attribute_bounds() -> None:
+    """Every string at any depth is cut; lists keep their first items; other values stay."""
+    bounded = entity.bounded_attributes(
+        {"text": "t" * 300, "nested": {"list": ["u" * 300] * 100, "n": 1.5}, "flag": True}
+    )
+    assert bounded["text"] == "t" * 254 + "…"
+    assert bounded["nested"]["list"] == ["u" * 254 + "…"] * entity.MAX_ATTRIBUTE_ITEMS
+    assert bounded["nested"]["n"] == 1.5
+    assert bounded["flag"] is True
 
 
 @pytest.mark.usefixtures("trust_test_cas")
@@ -458,15 +530,26 @@ def test_translations_and_icons_cover_every_entity() -> None:
     strings = json.loads((root / "translations" / "en.json").read_text())["entity"]
     icons = json.loads((root / "icons.json").read_text())["entity"]
     descriptions: dict[str, list[EntityDescription]] = {
-        "sensor": [*sensor.SENSORS, sensor.END_TIME, *certificate.CERTIFICATE_SENSORS],
+        "sensor": [
+            *sensor.SENSORS,
+            sensor.END_TIME,
+            *certificate.CERTIFICATE_SENSORS,
+            *printer_info.INFO_SENSORS,
+            printer_info.USAGE_HOURS,
+            *job_sensor.JOB_SENSORS,
+            job_sensor.COST,
+        ],
+        "image": [image.PREVIEW, image.LAST_PRINT],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
-        "button": list(button.BUTTONS),
+        "button": [*button.BUTTONS, button.REFRESH],
         "event": list(event.EVENTS),
-        "light": [light.DESCRIPTION],
+        "light": [light.DESCRIPTION, light.HEATBED_DESCRIPTION],
+        "fan": list(fan.FANS),
+        "switch": list(switch.SWITCHES),
         "number": list(number.NUMBERS),
-        "select": [select.SPEED_PROFILE],
+        "select": [select.SPEED_PROFILE, select.AIRDUCT_MODE],
+        "update": [update.FIRMWARE],
         "camera": [camera.CAMERA_DESCRIPTION],
-        "image": [image.LAST_PRINT],
     }
     for platform, platform_descriptions in descriptions.items():
         keys = {description.translation_key for description in platform_descriptions}

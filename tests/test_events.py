@@ -214,6 +214,8 @@ async def test_nothing_invented_at_restart(
     with pytest.raises(HomeAssistantError) as err:  # an unloaded printer sends nothing
         await coordinator.async_send("print", "pause")
     assert err.value.translation_key == "not_connected"
+    with pytest.raises(HomeAssistantError):
+        coordinator.request_full_state()
     printer.set_state({"gcode_state": "FINISH"})
     printer.raise_hms(HMS_ATTR, HMS_CODE)
     await hass.config_entries.async_setup(entry.entry_id)

@@ -174,8 +174,8 @@ async def test_a_report_reaches_only_the_readers_of_what_it_changed(
     entry, printer = await setup_printer(hass, virtual_printer, "H2D")
     coordinator: BambuCoordinator = entry.runtime_data
     entities = bambu_entities(hass)
-    assert "device.extruder" in (entities["sensor.h2d_nozzle_temperature"]._reads or ())
-    assert "device" not in (entities["sensor.h2d_nozzle_temperature"]._reads or ())
+    assert "device.extruder" in (entities["sensor.h2d_right_nozzle_temperature"]._reads or ())
+    assert "device" not in (entities["sensor.h2d_right_nozzle_temperature"]._reads or ())
     changed: list[frozenset[str] | None] = []
     original_notify = coordinator.fanout.notify
 
@@ -195,7 +195,7 @@ async def test_a_report_reaches_only_the_readers_of_what_it_changed(
     assert "device.bed" in keys
     assert "device.extruder" not in keys
     assert "sensor.h2d_bed_temperature" in evaluated
-    assert "sensor.h2d_nozzle_temperature" not in evaluated
+    assert "sensor.h2d_right_nozzle_temperature" not in evaluated
     # Exactly the readers of a changed key were evaluated, nobody else.
     readers = {
         entity_id
@@ -219,14 +219,14 @@ async def test_a_report_reaches_only_the_readers_of_what_it_changed(
     # A disconnect and the reconnect: every entity, both times.
     evaluated.clear()
     printer.stop_broker()
-    await wait_for_state(hass, "sensor.h2d_nozzle_temperature", STATE_UNAVAILABLE)
+    await wait_for_state(hass, "sensor.h2d_right_nozzle_temperature", STATE_UNAVAILABLE)
     assert set(evaluated) == set(entities)
     assert state_of(hass, "sensor.h2d_bed_temperature") == STATE_UNAVAILABLE
     evaluated.clear()
     printer.start_broker()
     await wait_for_state(hass, "sensor.h2d_bed_temperature", "61.0")
     assert set(evaluated) == set(entities)
-    assert state_of(hass, "sensor.h2d_nozzle_temperature") != STATE_UNAVAILABLE
+    assert state_of(hass, "sensor.h2d_right_nozzle_temperature") != STATE_UNAVAILABLE
 
     # Unloading takes every entity out of the index.
     assert coordinator.fanout.indexed_keys

@@ -107,8 +107,8 @@ def test_statuses_follow_the_code() -> None:
         if rules[name]["status"] == "exempt":
             assert not (COMPONENT / f"device_{name.removeprefix('docs-')[:-1]}.py").exists()
     if rules["inject-websession"]["status"] == "exempt":
-        for module in COMPONENT.rglob("*.py"):
-            assert "aiohttp" not in module.read_text(), module
+        for module in COMPONENT.rglob("*.py"):  # aiohttp.web (the media view) is no client
+            assert "ClientSession" not in module.read_text(), module
     manifest = (COMPONENT / "manifest.json").read_text()
     assert '"iot_class": "local_push"' in manifest  # appropriate-polling: nothing polls
     assert (COMPONENT / "diagnostics.py").exists()

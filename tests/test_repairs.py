@@ -14,9 +14,15 @@ import pytest
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.bambu_lan import repairs
-from custom_components.bambu_lan.const import CONF_CERT_FINGERPRINT, CONF_PINNED_CERT, DOMAIN
+from custom_components.bambu_lan.const import (
+    CONF_CA_VERIFIED,
+    CONF_CERT_FINGERPRINT,
+    CONF_PINNED_CERT,
+    DOMAIN,
+)
 from custom_components.bambu_lan.issues import CAMERA_AUTH, LIVEVIEW_DISABLED, SIGNED_COMMANDS
 from custom_components.bambu_lan.printer.health import FIXABLE_ISSUES, CertificateIssue
+from tests.helpers import printer_entry
 from tests.test_certificate_health import (
     RECORDED,
     assert_issue_text,
@@ -61,119 +67,121 @@ def _assert_rendered(key: str, flow: dict[str, Any]) -> None:
     )
 
 
-async def test_pin_untrusted_certificate(
+async def test_impostor_of_a_verified_printer_gets_nothing(
+    hass: HomeAssistant,
+    repairs_client: TestClient,
+    virtual_printer: Callable[..., VirtualPrinter],
+    trust_test_cas: object,
+    test_cas: TestCAs,
+    fast_reconnect: None,
+) -> None:
+    """A verified printer's live session reconnects to a self-signed impostor with the serial as
+    CN: the repair explains and offers no fix, and the impostor receives no login, neither from
+    the reconnects nor from a reload."""
+    printer = virtual_printer("X1C", time_scale=0)
+    entry = await async_setup_printer(hass, printer)
+    assert entry.data[CONF_CA_VERIFIED] is True  # migrated from 1.1: no pin, so verified
+    assert entry.minor_version == 2
+    assert printer.logins() >= 1  # the counter sees the genuine printer's logins
+
+    impostor = issue_server("self_signed", printer.serial, test_cas)
+    printer.serve(impostor)  # same address, same access code accepted: only the chain differs
+    logins = printer.logins()
+    await wait_until(lambda: "untrusted" in open_issues(hass, entry))
+    issue = open_issues(hass, entry)["untrusted"]
+    assert not issue.is_fixable
+    assert issue.data is None
+    assert_issue_text(issue)
+    text = issue_strings()["untrusted"]
+    assert "fix_flow" not in text
+    assert "another device may be answering" in text["title"]
+    assert "IP address" in text["description"]
+    status, _ = await _start_fix(repairs_client, issue.issue_id)
+    assert status == 400  # no fix flow: nothing to click
+
+    session = entry.runtime_data.session
+    assert session is not None
+    await wait_until(lambda: session.stats.last_error is not None)
+    await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert CONF_PINNED_CERT not in entry.options
+    assert printer.logins() == logins
+
+
+async def test_pin_mismatch_is_never_fixed_in_one_click(
     hass: HomeAssistant,
     repairs_client: TestClient,
     virtual_printer: Callable[..., VirtualPrinter],
     trust_test_cas: object,
     fast_reconnect: None,
 ) -> None:
-    """An unknown issuer: the user reviews the certificate, pins it, and the printer connects.
-
-    Afterwards only that certificate is accepted: a re-issued one fails again, as a pin mismatch.
-    """
+    """A pinned printer presents another certificate with its serial: the repair points to
+    reconfigure (with the access code typed again) and the new certificate gets no login."""
     printer = virtual_printer("X1C", "unknown_ca", time_scale=0)
     pinned = printer.fingerprint
-    entry = await async_setup_printer(hass, printer)
-    assert entry.state is ConfigEntryState.SETUP_RETRY
-    issue = open_issues(hass, entry)["untrusted"]
-    assert issue.is_fixable
-    assert issue.data is not None
-    assert issue.data["fingerprint"] == pinned
-    assert_issue_text(issue)
-
-    status, flow = await _start_fix(repairs_client, issue.issue_id)
-    assert status == 200
-    assert flow["step_id"] == "confirm"
-    shown = flow["description_placeholders"]
-    assert shown["fingerprint"] == pinned
-    assert shown["serial"] == printer.serial
-    assert "CN=Untrusted Test CA" in shown["issuer"]
-    assert f"CN={printer.serial}" in shown["subject"]
-    assert shown["key"] == "RSA 2048"
-    _assert_rendered("untrusted", flow)
-
-    result = await _submit(repairs_client, flow["flow_id"])
-    assert result["type"] == "create_entry"
-    await hass.async_block_till_done()
-
+    entry = await async_setup_printer(
+        hass, printer, options={CONF_PINNED_CERT: printer.identity.leaf.pem.decode()}
+    )
     assert entry.state is ConfigEntryState.LOADED
-    assert entry.options[CONF_PINNED_CERT] == printer.identity.leaf.pem.decode()
-    assert entry.data[CONF_CERT_FINGERPRINT] == pinned
-    assert open_issues(hass, entry) == {}
+    assert entry.data[CONF_CA_VERIFIED] is False  # migrated from 1.1: pinned, never verified
     assert certificate_state(hass, printer.serial) == "valid"
     issuer = hass.states.get(sensor_id(hass, printer.serial, "certificate_issuer"))
     assert issuer is not None
     assert issuer.state == "pinned certificate (issued by Untrusted Test CA)"
 
     printer.reissue_cert()  # the same unknown CA profile, but another certificate
-    await wait_until(lambda: certificate_state(hass, printer.serial) == "untrusted")
+    logins = printer.logins()
+    await wait_until(lambda: "pin_mismatch" in open_issues(hass, entry))
     mismatch = open_issues(hass, entry)["pin_mismatch"]
-    assert mismatch.is_fixable
+    assert not mismatch.is_fixable
     assert mismatch.translation_placeholders is not None
     assert mismatch.translation_placeholders["pinned_fingerprint"] == pinned
     assert mismatch.translation_placeholders["fingerprint"] == printer.fingerprint
     assert_issue_text(mismatch)
+    text = issue_strings()["pin_mismatch"]
+    assert "fix_flow" not in text
+    assert "reconfigure" in text["description"]
+    assert "access code again" in text["description"]
+    status, _ = await _start_fix(repairs_client, mismatch.issue_id)
+    assert status == 400
+    assert entry.data[CONF_CERT_FINGERPRINT] == pinned
+    assert printer.logins() == logins
 
 
-async def test_pin_only_the_certificate_shown(
-    hass: HomeAssistant,
-    repairs_client: TestClient,
-    virtual_printer: Callable[..., VirtualPrinter],
-    trust_test_cas: object,
-) -> None:
-    """If the printer presents another certificate while the form is open, nothing is pinned."""
-    printer = virtual_printer("X1C", "unknown_ca", time_scale=0)
-    entry = await async_setup_printer(hass, printer)
-    issue_id = open_issues(hass, entry)["untrusted"].issue_id
-    _, flow = await _start_fix(repairs_client, issue_id)
-    assert flow["description_placeholders"]["fingerprint"] == printer.fingerprint
-
-    printer.reissue_cert()
-    await hass.config_entries.async_reload(entry.entry_id)  # the next retry sees the new one
-    await hass.async_block_till_done()
-    issue = open_issues(hass, entry)["untrusted"]
-    assert issue.data is not None
-    assert issue.data["fingerprint"] == printer.fingerprint
-
-    result = await _submit(repairs_client, flow["flow_id"])
-    assert result == result | {"type": "abort", "reason": "certificate_changed"}
-    assert CONF_PINNED_CERT not in entry.options
-    assert entry.state is ConfigEntryState.SETUP_RETRY
-    assert "untrusted" in open_issues(hass, entry)  # still there, with the new certificate
-
-
-async def test_pin_refuses_bad_issue_data(
+async def test_no_flow_for_stale_or_foreign_issue_data(
     hass: HomeAssistant,
     repairs_client: TestClient,
     virtual_printer: Callable[..., VirtualPrinter],
     trust_test_cas: object,
     test_cas: TestCAs,
 ) -> None:
-    """Defence in depth: a certificate for another name, a removed entry, an unpinnable issue."""
+    """A pin request stored by an older version gets no flow; the accept flow checks its entry."""
     printer = virtual_printer("X1C", "unknown_ca", time_scale=0)
     entry = await async_setup_printer(hass, printer)
-    stranger = issue_server("unknown_ca", printer.serial[:-1] + "7", test_cas).leaf
-    cases = {
-        "not_this_printer": (entry.entry_id, stranger.sha256, stranger.pem.decode()),
-        "certificate_changed": (entry.entry_id, "00" * 32, printer.identity.leaf.pem.decode()),
-        "entry_removed": ("no_such_entry", stranger.sha256, stranger.pem.decode()),
+    stale = {
+        "flow": "pin",
+        "entry_id": entry.entry_id,
+        "fingerprint": printer.fingerprint,
+        "leaf_pem": printer.identity.leaf.pem.decode(),
     }
-    for reason, (entry_id, fingerprint, pem) in cases.items():
-        ir.async_create_issue(
-            hass,
-            DOMAIN,
-            f"untrusted_{reason}",
-            is_fixable=True,
-            severity=ir.IssueSeverity.ERROR,
-            translation_key="untrusted",
-            data={"flow": "pin", "entry_id": entry_id, "fingerprint": fingerprint, "leaf_pem": pem},
-        )
-        status, result = await _start_fix(repairs_client, f"untrusted_{reason}")
-        assert status == 200
-        assert result == result | {"type": "abort", "reason": reason}
-        assert reason in issue_strings()["untrusted"]["fix_flow"]["abort"]
-    assert CONF_PINNED_CERT not in entry.options
+    for data in (stale, None, {"fingerprint": printer.fingerprint}):
+        with pytest.raises(ValueError, match="has no fix flow"):
+            await repairs.async_create_fix_flow(hass, "untrusted_x", data)
+
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        "changed_removed",
+        is_fixable=True,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key="changed",
+        data={"entry_id": "no_such_entry", "fingerprint": printer.fingerprint},
+    )
+    status, result = await _start_fix(repairs_client, "changed_removed")
+    assert status == 200
+    assert result == result | {"type": "abort", "reason": "entry_removed"}
+    assert "entry_removed" in issue_strings()["changed"]["fix_flow"]["abort"]
 
     printer.serve(issue_server("unknown_ca", printer.serial[:-1] + "7", test_cas))
     await hass.config_entries.async_reload(entry.entry_id)
@@ -183,6 +191,20 @@ async def test_pin_refuses_bad_issue_data(
     assert_issue_text(unpinnable)
     status, _ = await _start_fix(repairs_client, unpinnable.issue_id)
     assert status == 400
+
+
+async def test_migration_refuses_a_newer_version(
+    hass: HomeAssistant, virtual_printer: Callable[..., VirtualPrinter], trust_test_cas: object
+) -> None:
+    """An entry written by a newer major version is left alone (and not set up)."""
+    printer = virtual_printer("X1C", time_scale=0)
+    entry = printer_entry(hass, printer)
+    hass.config_entries.async_update_entry(entry, version=2)
+    await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.MIGRATION_ERROR
+    assert CONF_CA_VERIFIED not in entry.data
+    assert printer.logins() == 0
 
 
 async def test_accept_changed_certificate(
@@ -295,7 +317,7 @@ async def test_accept_needs_a_live_connection(
     assert flow["type"] == "abort"
     assert flow["reason"] == "not_connected"
     assert entry.data[CONF_CERT_FINGERPRINT] == RECORDED
-    with pytest.raises(ValueError, match="no fix data"):
+    with pytest.raises(ValueError, match="has no fix flow"):
         await repairs.async_create_fix_flow(hass, issue.issue_id, None)
 
 

@@ -49,7 +49,14 @@ def test_exception_keys_exist() -> None:
     """Every HomeAssistantError / ConfigEntry* translation key the code raises is translated."""
     exceptions = set(STRINGS["exceptions"])
     used: set[str] = set()
-    for module in ("coordinator.py", "__init__.py", "button.py", "light.py", "select.py"):
+    for module in (
+        "coordinator.py",
+        "__init__.py",
+        "button.py",
+        "light.py",
+        "select.py",
+        "services.py",
+    ):
         path = COMPONENT / module
         if path.exists():
             source = path.read_text()

@@ -1,4 +1,4 @@
-"""Binary sensors: connection, printing, problem, door and firmware update."""
+"""Binary sensors: connection, printing, problem and door."""
 
 from __future__ import annotations
 
@@ -65,13 +65,6 @@ BINARY_SENSORS: Final[tuple[BambuBinarySensorEntityDescription, ...]] = (
         device_class=BinarySensorDeviceClass.DOOR,
         value_fn=lambda state: state.door_open,
         exists_fn=lambda state: has_door_sensor(state.model),
-    ),
-    BambuBinarySensorEntityDescription(
-        key="firmware_update",
-        translation_key="firmware_update",
-        device_class=BinarySensorDeviceClass.UPDATE,
-        entity_category=EntityCategory.DIAGNOSTIC,
-        value_fn=lambda state: state.update_available,
     ),
 )
 

@@ -1,17 +1,20 @@
-"""Job control buttons: pause, resume and stop, each available only when it makes sense."""
+"""Buttons: pause, resume and stop (each available only when it makes sense), silence the
+buzzer (H2D), and refresh the whole state."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Final, override
 
 from homeassistant.components.button import ButtonEntity, ButtonEntityDescription
+from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .coordinator import BambuConfigEntry
-from .entity import BambuControlEntity
+from .entity import BambuControlEntity, BambuEntity
+from .printer.models import has_buzzer
 from .printer.state import PrinterState
 
 PARALLEL_UPDATES = 1
@@ -23,6 +26,8 @@ class BambuButtonEntityDescription(ButtonEntityDescription):
 
     command: str
     allowed_fn: Callable[[PrinterState], bool]
+    params: Mapping[str, Any] = field(default_factory=lambda: {"param": ""})
+    exists_fn: Callable[[PrinterState], bool] = lambda _: True
 
 
 def _in_states(*states: str) -> Callable[[PrinterState], bool]:
@@ -49,6 +54,18 @@ BUTTONS: Final[tuple[BambuButtonEntityDescription, ...]] = (
         command="stop",
         allowed_fn=_in_states("PREPARE", "RUNNING", "PAUSE"),
     ),
+    BambuButtonEntityDescription(
+        key="silence_buzzer",
+        translation_key="silence_buzzer",
+        command="buzzer_ctrl",
+        params={"mode": 0, "reason": ""},  # 0: silent
+        allowed_fn=lambda _: True,
+        exists_fn=lambda state: has_buzzer(state.model),
+    ),
+)
+
+REFRESH: Final = ButtonEntityDescription(
+    key="refresh", translation_key="refresh", entity_category=EntityCategory.DIAGNOSTIC
 )
 
 
@@ -59,7 +76,13 @@ async def async_setup_entry(
 ) -> None:
     """Add the job control buttons."""
     coordinator = entry.runtime_data
-    async_add_entities(BambuButton(coordinator, description) for description in BUTTONS)
+    entities: list[ButtonEntity] = [
+        BambuButton(coordinator, description)
+        for description in BUTTONS
+        if description.exists_fn(coordinator.state)
+    ]
+    entities.append(BambuRefreshButton(coordinator, REFRESH))
+    async_add_entities(entities)
 
 
 class BambuButton(BambuControlEntity, ButtonEntity):
@@ -79,4 +102,18 @@ class BambuButton(BambuControlEntity, ButtonEntity):
 
     @override
     async def async_press(self) -> None:
-        await self.coordinator.async_send("print", self.entity_description.command, {"param": ""})
+        description = self.entity_description
+        await self.coordinator.async_send("print", description.command, dict(description.params))
+
+
+class BambuRefreshButton(BambuEntity, ButtonEntity):
+    """Asks the printer for its whole state (pushall).
+
+    The printer answers with a full report, not an acknowledgement. P1 printers lag when asked
+    too often, so a press within five minutes of the last pushall is sent when that time is up.
+    Reading the state is no command, so signed-command firmware allows it.
+    """
+
+    @override
+    async def async_press(self) -> None:
+        self.coordinator.request_full_state()

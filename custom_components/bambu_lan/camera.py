@@ -10,24 +10,23 @@ the access code; snapshots are one ffmpeg frame through the same relay, cached b
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Final, override
 
 from aiohttp import web
 from homeassistant.components.camera import Camera, CameraEntityDescription
 from homeassistant.components.camera.const import CameraEntityFeature
-from homeassistant.components.ffmpeg import async_get_image as ffmpeg_image
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from . import issues
-from .const import DOMAIN
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity
-from .printer.camera import CameraAuthError, CameraError, JpegCamera
-from .printer.models import CameraKind, camera_kind
+from .printer.camera import CameraError, JpegCamera
+from .printer.models import CameraKind
 from .printer.tls import PrinterTLSError
+
+_LOGGER = logging.getLogger(__name__)
 
 PARALLEL_UPDATES = 0
 
@@ -45,67 +44,11 @@ async def async_setup_entry(
 ) -> None:
     """Add the camera the model has (none for an unknown model)."""
     coordinator = entry.runtime_data
-    kind = camera_kind(coordinator.state.model)
+    kind = coordinator.camera.kind
     if kind is CameraKind.JPEG:
         async_add_entities([BambuJpegCamera(coordinator)])
     elif kind is CameraKind.RTSP:
         async_add_entities([BambuRtspCamera(coordinator)])
-
-
-async def async_take_frame(
-    hass: HomeAssistant,
-    coordinator: BambuCoordinator,
-    *,
-    width: int | None = None,
-    height: int | None = None,
-) -> bytes:
-    """One current frame from the printer's camera, whatever its kind (translated errors)."""
-    kind = camera_kind(coordinator.state.model)
-    if kind is CameraKind.JPEG:
-        try:
-            frame = await coordinator.jpeg_camera.async_get_frame()
-        except (CameraError, PrinterTLSError) as err:
-            if isinstance(err, CameraAuthError):
-                coordinator.note_camera_auth(accepted=False)
-            raise camera_error(err, coordinator.host) from err
-        coordinator.note_camera_auth(accepted=True)
-        return frame
-    error = "no picture"
-    if kind is CameraKind.RTSP and not coordinator.state.liveview_disabled:
-        relay = await coordinator.async_rtsp_relay()
-        # The printer and the relay speak RTSP over TCP only.
-        image = await ffmpeg_image(
-            hass, f"-rtsp_transport tcp -i {relay.url}", width=width, height=height
-        )
-        if image:
-            return image
-        if isinstance(relay.error, PrinterTLSError):
-            raise camera_error(relay.error, coordinator.host)
-        if relay.refused:
-            raise camera_error(CameraAuthError("refused"), coordinator.host)
-    elif kind is CameraKind.RTSP:
-        error = "LAN Mode Liveview is off"
-    raise HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key="camera_unavailable",
-        translation_placeholders={"host": coordinator.host, "error": error},
-    )
-
-
-def camera_error(err: CameraError | PrinterTLSError, host: str) -> HomeAssistantError:
-    """The translated error for a failed snapshot (never the access code)."""
-    if isinstance(err, PrinterTLSError):
-        return HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key=f"tls_{err.kind}",
-            translation_placeholders=issues.tls_placeholders(err),
-        )
-    key = "camera_invalid_auth" if isinstance(err, CameraAuthError) else "camera_unavailable"
-    return HomeAssistantError(
-        translation_domain=DOMAIN,
-        translation_key=key,
-        translation_placeholders={"host": host, "error": str(err)},
-    )
 
 
 class BambuJpegCamera(BambuEntity, Camera):
@@ -118,25 +61,28 @@ class BambuJpegCamera(BambuEntity, Camera):
 
     @property
     def _camera(self) -> JpegCamera:
-        return self.coordinator.jpeg_camera
+        return self.coordinator.camera.jpeg
 
     @override
     async def async_camera_image(
         self, width: int | None = None, height: int | None = None
     ) -> bytes | None:
-        return await async_take_frame(self.hass, self.coordinator)
+        return await self.coordinator.camera.async_snapshot()
 
     @override
     async def handle_async_mjpeg_stream(self, request: web.Request) -> web.StreamResponse | None:
         """Serve the printer's own frames as they arrive (no re-encoding, no polling)."""
+        link = self.coordinator.camera
         frames = self._camera.frames()
         try:
             first = await anext(frames)
         except (CameraError, PrinterTLSError) as err:
             await frames.aclose()
-            self._note_failure(err)
-            raise camera_error(err, self.coordinator.host) from err
-        self._note_success()
+            link.note_failure(err)
+            # None: Home Assistant answers 502; snapshots carry the translated reason.
+            _LOGGER.debug("No camera stream from %s: %s", self.coordinator.host, err)
+            return None
+        link.note_auth(accepted=True)
         response = web.StreamResponse()
         response.content_type = f"multipart/x-mixed-replace;boundary={_BOUNDARY}"
         await response.prepare(request)
@@ -145,19 +91,15 @@ class BambuJpegCamera(BambuEntity, Camera):
             await response.write(_part(first) + _part(first))
             async for frame in frames:
                 await response.write(_part(frame))
-        except (CameraError, PrinterTLSError, ConnectionResetError) as err:
-            if isinstance(err, CameraError | PrinterTLSError):
-                self._note_failure(err)
+        except (CameraError, PrinterTLSError) as err:
+            # The camera refused us again (code, certificate) or the entry unloads.
+            link.note_failure(err)
+            _LOGGER.debug("Camera stream from %s ended: %s", self.coordinator.host, err)
+        except ConnectionResetError:
+            pass  # the viewer left
         finally:
-            await frames.aclose()  # the viewer left: the idle countdown starts
+            await frames.aclose()  # the idle countdown starts
         return response
-
-    def _note_failure(self, err: CameraError | PrinterTLSError) -> None:
-        if isinstance(err, CameraAuthError):
-            self.coordinator.note_camera_auth(accepted=False)
-
-    def _note_success(self) -> None:
-        self.coordinator.note_camera_auth(accepted=True)
 
 
 class BambuRtspCamera(BambuEntity, Camera):
@@ -181,7 +123,7 @@ class BambuRtspCamera(BambuEntity, Camera):
 
     @override
     async def stream_source(self) -> str | None:
-        relay = await self.coordinator.async_rtsp_relay()
+        relay = await self.coordinator.camera.async_relay()
         return relay.url
 
     @override
@@ -191,7 +133,7 @@ class BambuRtspCamera(BambuEntity, Camera):
         now = time.monotonic()
         if self._snapshot is not None and now - self._snapshot[0] < SNAPSHOT_CACHE:
             return self._snapshot[1]
-        image = await async_take_frame(self.hass, self.coordinator, width=width, height=height)
+        image = await self.coordinator.camera.async_snapshot(width, height)
         self._snapshot = (now, image)
         return image
 

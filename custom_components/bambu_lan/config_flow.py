@@ -22,8 +22,15 @@ from typing import Any, Final, Self, override
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
-from homeassistant.config_entries import ConfigEntry, ConfigFlow, ConfigFlowResult
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
 from homeassistant.const import CONF_PORT
+from homeassistant.core import callback
 from homeassistant.helpers.selector import (
     BooleanSelector,
     TextSelector,
@@ -36,15 +43,20 @@ import probatio
 from . import const
 from .const import (
     CONF_ACCESS_CODE,
+    CONF_CA_VERIFIED,
     CONF_CERT_FINGERPRINT,
     CONF_HOST,
     CONF_PINNED_CERT,
     CONF_SERIAL,
     DOMAIN,
+    MANUFACTURER,
+    is_ca_verified,
 )
 from .discovery import CONF_MODEL, CONF_NAME, async_get_announcement
 from .issues import display_text
+from .options_flow import BambuOptionsFlow
 from .printer.announce import SERIAL_RE
+from .printer.hosts import normalize_host
 from .printer.models import model_label
 from .printer.session import (
     CannotConnect,
@@ -197,6 +209,16 @@ def _when(moment: datetime | None) -> str:
     return "unknown" if moment is None else moment.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _unreachable(entry: ConfigEntry) -> bool:
+    """Whether the entry's printer cannot be reached at its configured address right now."""
+    if entry.state is ConfigEntryState.SETUP_RETRY:
+        return True
+    if entry.state is ConfigEntryState.LOADED:
+        unreachable: bool = entry.runtime_data.unreachable
+        return unreachable
+    return False
+
+
 def _is_address(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -304,6 +326,14 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
     """Add, reauthenticate and reconfigure Bambu Lab printers."""
 
     VERSION = 1
+    # 1.2: entries record whether a bundled CA has verified the printer (CONF_CA_VERIFIED).
+    MINOR_VERSION = 2
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> OptionsFlow:
+        """Filament prices (see options_flow.py)."""
+        return BambuOptionsFlow()
 
     def __init__(self) -> None:
         """Start with nothing discovered and no certificate on offer."""
@@ -320,10 +350,14 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders: dict[str, str] = {}
         offer, self._offer = self._offer, None
         if user_input is not None:
-            host = user_input[CONF_HOST].strip()
+            host = normalize_host(user_input[CONF_HOST]) or ""
             serial = user_input[CONF_SERIAL].strip().upper()
             access_code = user_input[CONF_ACCESS_CODE].strip()
-            user_input = {**user_input, CONF_HOST: host, CONF_SERIAL: serial}
+            if host:
+                user_input = {**user_input, CONF_HOST: host}
+            else:
+                errors[CONF_HOST] = "invalid_host"
+            user_input = {**user_input, CONF_SERIAL: serial}
             if not SERIAL_RE.fullmatch(serial):
                 errors[CONF_SERIAL] = "invalid_serial"
             if not ACCESS_CODE_RE.fullmatch(access_code):
@@ -398,11 +432,18 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         """Move a configured printer to its announced address (aborts the flow if it did).
 
         Only an entry configured by IP address follows: a host name tracks the printer by
-        itself. An announcement proves nothing, so the printer must first pass a verified TLS
-        handshake at the new address (no access code is sent for that).
+        itself. Only a printer that cannot be reached where it is follows (its session is down
+        and the last reconnect failed, or its setup is retrying). An announcement proves
+        nothing, so the printer must first pass a verified TLS handshake at the new address (no
+        access code is sent for that).
         """
         current = entry.data.get(CONF_HOST)
         if current is None or current == host or not _is_address(current):
+            return
+        if not _unreachable(entry):
+            # A printer that answers where it is stays there: otherwise a forged announcement
+            # could move it behind a relay that forwards to it and cuts it off at will.
+            _LOGGER.debug("Not moving %s to %s: it answers at %s", entry.title, host, current)
             return
         port = entry.data.get(CONF_PORT, MQTT_PORT)
         try:
@@ -498,21 +539,34 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         # Another flow may have added the printer while this one was connecting.
         self._abort_if_unique_id_configured()
         name = self._discovered.get(CONF_NAME)
+        if name == serial:
+            name = None  # the serial stood in for a missing name in the discovery dialog
         if name is None and (announcement := async_get_announcement(self.hass, serial)):
-            name = announcement.name
+            name = display_text(announcement.name) or None
         data: dict[str, Any] = {
             CONF_HOST: host,
             CONF_SERIAL: serial,
             CONF_ACCESS_CODE: access_code,
             CONF_CERT_FINGERPRINT: identity.certificate.sha256,
+            CONF_CA_VERIFIED: pinned_cert is None,
         }
         if MQTT_PORT != const.MQTT_PORT:
             data[CONF_PORT] = MQTT_PORT
         return self.async_create_entry(
-            title=f"{identity.model} {name or serial}",
+            title=name or self._default_title(identity),
             data=data,
             options={CONF_PINNED_CERT: pinned_cert} if pinned_cert else None,
         )
+
+    def _default_title(self, identity: PrinterIdentity) -> str:
+        """ "Bambu Lab <model>"; a short serial suffix only if another printer has that name.
+
+        The full serial is on the device page; the entry title is the device's name.
+        """
+        model = identity.model
+        title = model if model.startswith(MANUFACTURER) else f"{MANUFACTURER} {model}"
+        taken = {entry.title for entry in self._async_current_entries(include_ignore=False)}
+        return f"{title} {identity.serial[-4:]}" if title in taken else title
 
     # --- existing printers -----------------------------------------------------------------------
 
@@ -555,20 +609,36 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Change the address and/or the access code of a configured printer, or drop its pin."""
+        """Change the address and/or the access code of a configured printer, or its pin.
+
+        A printer that a bundled CA never verified (it is pinned) may get another certificate,
+        e.g. after a factory reset: the form then offers to review it, and pinning it needs the
+        access code typed again. A printer a bundled CA has verified is never offered a pin.
+        """
         entry = self._get_reconfigure_entry()
         pinned = bool(entry.options.get(CONF_PINNED_CERT))
         errors: dict[str, str] = {}
-        placeholders = {"title": entry.title, CONF_SERIAL: entry.data[CONF_SERIAL]}
+        placeholders: dict[str, str] = {}
+        offer, self._offer = self._offer, None
         if user_input is not None:
-            host = user_input[CONF_HOST].strip()
-            access_code = user_input.get(CONF_ACCESS_CODE, "").strip() or entry.data.get(
-                CONF_ACCESS_CODE, ""
-            )
-            user_input = {**user_input, CONF_HOST: host}
+            host = normalize_host(user_input[CONF_HOST]) or ""
+            typed_code = user_input.get(CONF_ACCESS_CODE, "").strip()
+            access_code = typed_code or entry.data.get(CONF_ACCESS_CODE, "")
+            if host:
+                user_input = {**user_input, CONF_HOST: host}
             remove_pin = pinned and bool(user_input.get(CONF_REMOVE_PIN))
-            if not ACCESS_CODE_RE.fullmatch(access_code):
+            if not host:
+                errors[CONF_HOST] = "invalid_host"
+            elif not ACCESS_CODE_RE.fullmatch(access_code):
                 errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
+            elif user_input.get(CONF_TRUST_CERTIFICATE) and offer and offer.host == host:
+                if not typed_code:
+                    # Trusting another certificate is a new decision: it needs the code again.
+                    errors[CONF_ACCESS_CODE] = "access_code_required"
+                    self._offer = offer
+                else:
+                    self._offer = replace(offer, access_code=typed_code)
+                    return await self.async_step_reconfigure_pin()
             else:
                 try:
                     identity = await _async_validate_entry(
@@ -581,26 +651,90 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                             reason="wrong_printer", description_placeholders=err.placeholders
                         )
                     errors["base"] = err.key
-                    placeholders |= err.placeholders
+                    placeholders = err.placeholders
+                    if not is_ca_verified(entry.data, entry.options):
+                        serial = entry.data[CONF_SERIAL]
+                        self._offer = _offer(err, host, serial, access_code, "reconfigure")
                 else:
                     updates = {CONF_HOST: host, CONF_ACCESS_CODE: access_code}
                     if remove_pin:
                         # The user changed the trust decision: the leaf that just verified
-                        # against the bundled CAs becomes the expected one. Otherwise the
-                        # recorded fingerprint stays (see reauth).
+                        # against the bundled CAs becomes the expected one, and the printer is
+                        # proven for good. Otherwise the recorded fingerprint stays (see reauth).
                         updates[CONF_CERT_FINGERPRINT] = identity.certificate.sha256
+                        updates[CONF_CA_VERIFIED] = True
                     return self.async_update_reload_and_abort(
                         entry,
                         data_updates=updates,
                         options=_without_pin(entry.options) if remove_pin else entry.options,
                     )
+        return self._async_show_reconfigure_form(entry, user_input, errors, placeholders)
+
+    def _async_show_reconfigure_form(
+        self,
+        entry: ConfigEntry,
+        user_input: dict[str, Any] | None,
+        errors: dict[str, str],
+        placeholders: dict[str, str],
+    ) -> ConfigFlowResult:
         suggested = _keep_typed(user_input, errors) or {CONF_HOST: entry.data[CONF_HOST]}
+        pinned = bool(entry.options.get(CONF_PINNED_CERT))
         schema = RECONFIGURE_PINNED_SCHEMA if pinned else RECONFIGURE_SCHEMA
+        if self._offer is not None:
+            schema = schema.extend(_TRUST_FIELD)
         return self.async_show_form(
             step_id="reconfigure",
             data_schema=self.add_suggested_values_to_schema(schema, suggested),
             errors=errors,
-            description_placeholders=placeholders,
+            description_placeholders=self._with_offer(
+                {"title": entry.title, CONF_SERIAL: entry.data[CONF_SERIAL], **placeholders}
+            ),
+        )
+
+    async def async_step_reconfigure_pin(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Show the new certificate next to the pinned one; on confirmation pin the new one.
+
+        The access code goes only to a printer presenting exactly the certificate shown.
+        """
+        entry = self._get_reconfigure_entry()
+        offer = self._offer
+        assert offer is not None  # reachable only from a reconfigure form that made an offer
+        if user_input is None:
+            return self.async_show_form(
+                step_id="reconfigure_pin",
+                data_schema=probatio.Schema({}),
+                description_placeholders=offer.placeholders()
+                | {
+                    "title": entry.title,
+                    "pinned_fingerprint": entry.data.get(CONF_CERT_FINGERPRINT) or "-",
+                },
+            )
+        self._offer = None
+        try:
+            identity = await async_validate_printer(
+                offer.host,
+                entry.data.get(CONF_PORT, MQTT_PORT),
+                offer.serial,
+                offer.access_code,
+                offer.certificate.pem,
+            )
+        except FlowError as err:
+            self._offer = _offer(err, offer.host, offer.serial, offer.access_code, offer.origin)
+            typed = {CONF_HOST: offer.host, CONF_ACCESS_CODE: offer.access_code}
+            return self._async_show_reconfigure_form(
+                entry, typed, {"base": err.key}, err.placeholders
+            )
+        return self.async_update_reload_and_abort(
+            entry,
+            data_updates={
+                CONF_HOST: offer.host,
+                CONF_ACCESS_CODE: offer.access_code,
+                CONF_CERT_FINGERPRINT: identity.certificate.sha256,
+                CONF_CA_VERIFIED: False,
+            },
+            options={**entry.options, CONF_PINNED_CERT: offer.certificate.pem},
         )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from functools import partial
 import logging
 import time
 from typing import Any, Final, override
@@ -22,6 +21,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from . import issues
+from .camera_link import CameraLink
 from .const import (
     CONF_ACCESS_CODE,
     CONF_CERT_FINGERPRINT,
@@ -30,14 +30,20 @@ from .const import (
     CONF_SERIAL,
     DOMAIN,
     MQTT_PORT,
+    is_ca_verified,
 )
 from .fanout import ReportFanout
-from .printer.camera import CAMERA_PORT, JpegCamera
+from .job import JobTracker
 from .printer.events import EventTracker, PrinterEvent
+from .printer.ftps import FTPS_PORT, PrinterFtps
 from .printer.health import CertificateHealth, evaluate_health
-from .printer.models import CameraKind, camera_kind
-from .printer.rtsp_relay import RTSP_PORT, RtspRelay
-from .printer.session import CannotConnect, CommandError, InvalidAuth, PrinterSession
+from .printer.session import (
+    STABLE_LINK,
+    CannotConnect,
+    CommandError,
+    InvalidAuth,
+    PrinterSession,
+)
 from .printer.state import PrinterState
 from .printer.tls import CertificateReport, PrinterTLSError, TLSErrorKind
 
@@ -46,8 +52,6 @@ _LOGGER = logging.getLogger(__name__)
 FIRST_REPORT_TIMEOUT: Final = 20.0
 HEALTH_CHECK_INTERVAL: Final = timedelta(days=1)
 PROTOCOL_FAILURES_BEFORE_ISSUE: Final = 3
-# Camera refusals of the access code in a row before a repair (one can be a code just changed).
-CAMERA_REFUSALS_BEFORE_ISSUE: Final = 3
 
 type BambuConfigEntry = ConfigEntry[BambuCoordinator]
 
@@ -73,21 +77,32 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._signed_commands_required: bool | None = None
         self._protocol_failures = 0
         self.session: PrinterSession | None = None
+        # The card over FTPS: connects on first use, closes when idle.
+        self.ftps = PrinterFtps(
+            self.host,
+            self.serial,
+            entry.data[CONF_ACCESS_CODE],
+            port=entry.data.get("ftps_port", FTPS_PORT),
+            pinned_cert=entry.options.get(CONF_PINNED_CERT),
+        )
+        # The running job's details from its 3MF (fetched when a print starts).
+        self.job = JobTracker(self)
+        # The camera: connects (or listens) on first use.
+        self.camera = CameraLink(self)
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
         self.tls_error_at: str | None = None
         self._full_report = asyncio.Event()
         self._unavailable_logged = False
+        self._recovery_logged = False
+        self._stable_timer: CALLBACK_TYPE | None = None
+        self._reconnect_failed = False
         # Outlives reconnects, so a reconnect's full report repeats no event.
         self.events = EventTracker()
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
         self._flush_timer: CALLBACK_TYPE | None = None
         self.fanout = ReportFanout(hass.loop, self._deliver)
         """Entities register the report keys they read here; reports reach only their readers."""
-        self._jpeg_camera: JpegCamera | None = None
-        self._rtsp_relay: RtspRelay | None = None
-        self._camera_refusals = 0
-        self._liveview_disabled: bool | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -100,7 +115,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             data[CONF_ACCESS_CODE],
             self,
             port=data.get("port", MQTT_PORT),
-            pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
+            # Defence in depth: a printer a bundled CA has proven is never reached through a pin.
+            pinned_cert=None
+            if is_ca_verified(data, self.config_entry.options)
+            else self.config_entry.options.get(CONF_PINNED_CERT),
         )
         try:
             certificate = await session.async_connect()
@@ -139,72 +157,16 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.session.start_reconnecting()
         return self.state
 
-    @property
-    def jpeg_camera(self) -> JpegCamera:
-        """The port-6000 camera, shared by its users (it connects only when used)."""
-        if self._jpeg_camera is None:
-            data = self.config_entry.data
-            self._jpeg_camera = JpegCamera(
-                self.host,
-                self.serial,
-                data[CONF_ACCESS_CODE],
-                port=data.get("camera_port", CAMERA_PORT),
-                pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
-            )
-        return self._jpeg_camera
-
-    async def async_rtsp_relay(self) -> RtspRelay:
-        """The local relay to the printer's RTSPS camera (listening once asked for)."""
-        if self._rtsp_relay is None:
-            data = self.config_entry.data
-            self._rtsp_relay = RtspRelay(
-                self.host,
-                self.serial,
-                data[CONF_ACCESS_CODE],
-                port=data.get("rtsp_port", RTSP_PORT),
-                pinned_cert=self.config_entry.options.get(CONF_PINNED_CERT),
-                on_auth_failed=partial(self.note_camera_auth, accepted=False),
-                on_authenticated=partial(self.note_camera_auth, accepted=True),
-            )
-        await self._rtsp_relay.async_start()
-        return self._rtsp_relay
-
-    @callback
-    def note_camera_auth(self, *, accepted: bool) -> None:
-        """The camera accepted or refused the access code: a repair after repeated refusals."""
-        if accepted:
-            if self._camera_refusals >= CAMERA_REFUSALS_BEFORE_ISSUE:
-                issues.async_set_camera_issue(
-                    self.hass, self.config_entry, issues.CAMERA_AUTH, False
-                )
-            self._camera_refusals = 0
-            return
-        self._camera_refusals += 1
-        if self._camera_refusals == CAMERA_REFUSALS_BEFORE_ISSUE:
-            issues.async_set_camera_issue(self.hass, self.config_entry, issues.CAMERA_AUTH, True)
-
-    def _check_liveview(self) -> None:
-        """RTSP cameras need "LAN Mode Liveview" on: a repair says so while it is off."""
-        if camera_kind(self.state.model) is not CameraKind.RTSP:
-            return
-        disabled = self.state.liveview_disabled
-        if disabled != self._liveview_disabled:
-            self._liveview_disabled = disabled
-            issues.async_set_camera_issue(
-                self.hass, self.config_entry, issues.LIVEVIEW_DISABLED, disabled
-            )
-
     async def async_close(self) -> None:
         """Close the connections (unload, or a failed setup)."""
+        if self._stable_timer is not None:
+            self._stable_timer()
+            self._stable_timer = None
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
-        if self._jpeg_camera is not None:
-            await self._jpeg_camera.async_close()
-            self._jpeg_camera = None
-        if self._rtsp_relay is not None:
-            await self._rtsp_relay.async_stop()
-            self._rtsp_relay = None
+        await self.camera.async_close()
+        await self.ftps.async_close()
         if self.session is not None:
             await self.session.async_close()
             self.session = None
@@ -223,7 +185,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if not self.state.apply(message):
             return
         self._check_signed_commands()
-        self._check_liveview()
+        self.camera.check_liveview()
+        self.job.check()
         if self.state.full_state_received:
             self._dispatch(self.events.update(self.state, time.monotonic()))
         if not self._full_report.is_set():
@@ -253,10 +216,16 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
 
     @callback
     def on_connected(self, certificate: CertificateReport) -> None:
-        """A reconnect succeeded."""
-        if self._unavailable_logged:
+        """A reconnect succeeded.
+
+        "Lost" and "reconnected" are logged once per outage: an outage ends only once the link
+        has stayed up for STABLE_LINK, so a printer that keeps hanging up does not fill the log.
+        """
+        if self._unavailable_logged and not self._recovery_logged:
             _LOGGER.info("Reconnected to the printer at %s", self.host)
-            self._unavailable_logged = False
+            self._recovery_logged = True
+        if self._unavailable_logged and self._stable_timer is None:
+            self._stable_timer = async_call_later(self.hass, STABLE_LINK, self._outage_over)
         self.state.expect_full_report()  # the session asked for pushall again
         self._on_verified(certificate)
         self.async_set_updated_data(self.state)
@@ -264,6 +233,9 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_disconnected(self, error: Exception | None) -> None:
         """The link dropped: entities go unavailable until the session reconnects."""
+        if self._stable_timer is not None:
+            self._stable_timer()  # the link did not stay up: still the same outage
+            self._stable_timer = None
         if not self._unavailable_logged:
             _LOGGER.info("Lost the connection to the printer at %s: %s", self.host, error)
             self._unavailable_logged = True
@@ -274,8 +246,14 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.async_update_listeners()
 
     @callback
+    def _outage_over(self, _now: datetime) -> None:
+        self._stable_timer = None
+        self._unavailable_logged = self._recovery_logged = False
+
+    @callback
     def on_reconnect_failed(self, error: Exception) -> bool:
         """Decide whether to keep retrying after a failed reconnect."""
+        self._reconnect_failed = True
         if isinstance(error, InvalidAuth):
             _LOGGER.warning("The printer at %s rejected the access code", self.host)
             self.config_entry.async_start_reauth(self.hass)
@@ -322,6 +300,13 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._flush_timer = None
         self._dispatch(self.events.flush(time.monotonic()))
 
+    @property
+    def unreachable(self) -> bool:
+        """Whether the printer cannot be reached at its address: no session, or the link is
+        down and the last reconnect attempt failed (a drop alone is not enough)."""
+        session = self.session
+        return session is None or (not session.connected and self._reconnect_failed)
+
     # --- certificate bookkeeping -------------------------------------------------------------
 
     @property
@@ -357,6 +342,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         )
 
     def _on_verified(self, certificate: CertificateReport) -> None:
+        self._reconnect_failed = False
         self._protocol_failures = 0
         self.certificate = certificate
         self.tls_error = None
@@ -387,6 +373,12 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         issues.async_set_signed_commands_issue(self.hass, self.config_entry, required)
 
     # --- commands ----------------------------------------------------------------------------
+
+    def request_full_state(self) -> bool:
+        """Ask the printer for its whole state (honouring the pushall rate limit)."""
+        if self.session is None or not self.session.connected:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="not_connected")
+        return self.session.request_full_state()
 
     async def async_send(
         self, kind: str, command: str, params: dict[str, Any] | None = None

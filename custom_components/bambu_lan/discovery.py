@@ -26,7 +26,7 @@ from homeassistant.helpers import discovery_flow
 from homeassistant.helpers.dispatcher import async_dispatcher_connect
 from homeassistant.util.hass_dict import HassKey
 
-from .const import DOMAIN
+from .const import CONF_HOST, DOMAIN
 from .printer.announce import Announcement, parse_notify
 
 _LOGGER = logging.getLogger(__name__)
@@ -42,8 +42,20 @@ REDISCOVERY_INTERVAL: Final = 900.0
 # ... or when its address changed, but not more often than this: each such flow may probe the
 # announced address, and announcements are easy to forge.
 ADDRESS_CHANGE_INTERVAL: Final = 30.0
-# Bound the memory a LAN flooding us with invented serials can take.
+# Bound the memory a LAN flooding us with invented serials can take. Configured printers are
+# tracked apart, so invented serials cannot push their rate limits out.
 MAX_TRACKED_PRINTERS: Final = 64
+# An announcement of a configured printer at a new address may make its flow probe that address:
+# at most one such probe in this many seconds, whatever the serials.
+PROBE_INTERVAL: Final = 10.0
+# Discovery flows waiting for the user: at most this many, and this many per source address (a
+# printer announces its own address, so one address is one printer). The rest is dropped.
+MAX_OPEN_FLOWS: Final = 16
+MAX_OPEN_FLOWS_PER_SOURCE: Final = 2
+# A flow just asked for may not be listed as in progress yet (before Home Assistant has started,
+# discovery flows wait): it counts for this long regardless.
+_FLOW_GRACE: Final = 60.0
+_DEBUG_LOG_INTERVAL: Final = 60.0
 
 # Keys of a discovery flow's data besides host and serial (see `Announcement.flow_data`).
 CONF_MODEL: Final = "model"
@@ -76,8 +88,14 @@ class PrinterDiscovery(asyncio.DatagramProtocol):
         self.hass = hass
         self.port: int | None = None
         self._transport: asyncio.DatagramTransport | None = None
-        # serial -> (host, monotonic time) of the last flow started for it, oldest first
+        # serial -> (host, monotonic time) of the last flow started for it, oldest first; the
+        # configured printers' in a table of their own that invented serials cannot evict
         self._flows_started: dict[str, tuple[str, float]] = {}
+        self._configured_started: dict[str, tuple[str, float]] = {}
+        # serial -> (source address, monotonic time) of the flows started for unknown printers
+        self._open_flows: dict[str, tuple[str, float]] = {}
+        self._last_probe: float | None = None
+        self._last_drop_log: float | None = None
         self._announcements: dict[str, Announcement] = {}
         self._unsub_removed: CALLBACK_TYPE | None = None
 
@@ -133,14 +151,31 @@ class PrinterDiscovery(asyncio.DatagramProtocol):
         serial = announcement.serial
         self._remember(self._announcements, serial, announcement)
         now = time.monotonic()
-        if (last := self._flows_started.get(serial)) is not None:
+        entry = self.hass.config_entries.async_entry_for_domain_unique_id(DOMAIN, serial)
+        last = self._flows_started.get(serial)
+        if entry is not None:
+            last = self._configured_started.get(serial, last)
+        if last is not None:
             last_host, last_time = last
             wait = (
                 REDISCOVERY_INTERVAL if last_host == announcement.host else ADDRESS_CHANGE_INTERVAL
             )
             if now - last_time < wait:
                 return
-        self._remember(self._flows_started, serial, (announcement.host, now))
+        if entry is None:
+            self._open_flows.pop(serial, None)
+            if not self._flow_slot_free(announcement.host, now):
+                self._drop(f"too many open discovery flows (from {announcement.host})", now)
+                return
+            self._open_flows[serial] = (announcement.host, now)
+            self._remember(self._flows_started, serial, (announcement.host, now))
+        else:
+            if entry.data.get(CONF_HOST) != announcement.host:
+                if self._last_probe is not None and now - self._last_probe < PROBE_INTERVAL:
+                    self._drop(f"{serial} announced at {announcement.host}: probe limit", now)
+                    return
+                self._last_probe = now
+            self._configured_started[serial] = (announcement.host, now)
         discovery_flow.async_create_flow(
             self.hass,
             DOMAIN,
@@ -148,6 +183,33 @@ class PrinterDiscovery(asyncio.DatagramProtocol):
             announcement.flow_data(),
             discovery_key=discovery_flow.DiscoveryKey(domain=DOMAIN, key=serial, version=1),
         )
+
+    def _flow_slot_free(self, source: str, now: float) -> bool:
+        """Whether another discovery flow from `source` stays within the caps (a flow for the
+        same serial replaces its earlier one)."""
+        in_progress = {
+            flow["context"].get("unique_id")
+            for flow in self.hass.config_entries.flow.async_progress_by_handler(
+                DOMAIN,
+                include_uninitialized=True,
+                match_context={"source": SOURCE_INTEGRATION_DISCOVERY},
+            )
+        }
+        self._open_flows = {
+            serial: (host, started)
+            for serial, (host, started) in self._open_flows.items()
+            if serial in in_progress or now - started < _FLOW_GRACE
+        }
+        if len(self._open_flows) >= MAX_OPEN_FLOWS:
+            return False
+        from_source = sum(host == source for host, _ in self._open_flows.values())
+        return from_source < MAX_OPEN_FLOWS_PER_SOURCE
+
+    def _drop(self, reason: str, now: float) -> None:
+        """Ignore an announcement quietly: at most one debug line a minute."""
+        if self._last_drop_log is None or now - self._last_drop_log >= _DEBUG_LOG_INTERVAL:
+            self._last_drop_log = now
+            _LOGGER.debug("Ignored printer announcements: %s (logged once a minute)", reason)
 
     @override
     def error_received(self, exc: Exception) -> None:
@@ -166,6 +228,7 @@ class PrinterDiscovery(asyncio.DatagramProtocol):
         """A removed printer should be offered again at its next announcement."""
         if entry.unique_id is not None:
             self._flows_started.pop(entry.unique_id, None)
+            self._configured_started.pop(entry.unique_id, None)
 
 
 async def async_start_discovery(hass: HomeAssistant) -> PrinterDiscovery | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, override
+from typing import Any, Final, override
 
+from homeassistant.const import MAX_LENGTH_STATE_STATE
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
@@ -13,6 +14,28 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import BambuCoordinator
+
+# Attribute text and lists from reports are bounded too: they go to the state machine, the
+# recorder and every frontend.
+MAX_ATTRIBUTE_TEXT: Final = 255
+MAX_ATTRIBUTE_ITEMS: Final = 64
+_NATIVE_VALUE: Final = "_attr_native_value"  # declared by SensorEntity, not by every platform
+
+
+def truncate(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, the last one an ellipsis when something was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def bounded_attributes(value: Any) -> Any:
+    """A copy of attribute values with every string and list cut to its bound."""
+    if type(value) is str:
+        return truncate(value, MAX_ATTRIBUTE_TEXT)
+    if isinstance(value, dict):
+        return {key: bounded_attributes(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [bounded_attributes(item) for item in value[:MAX_ATTRIBUTE_ITEMS]]
+    return value
 
 
 def device_info(coordinator: BambuCoordinator) -> DeviceInfo:
@@ -89,6 +112,7 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         state.record_reads()
         try:
             shown = (self.available, *self._refresh())
+            self._bound_strings()
         finally:
             reads, self._reads = self._reads, state.recorded_reads()
             if reads != self._reads:
@@ -96,6 +120,17 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
                     self._handle_coordinator_update, reads or (), self._reads
                 )
         return shown
+
+    def _bound_strings(self) -> None:
+        """Keep text from the printer (any publisher on its report topic) within what Home
+        Assistant stores: a state of at most 255 characters, and bounded attributes."""
+        # Only sensors show report text as their state (selects show fixed options).
+        value = getattr(self, _NATIVE_VALUE, None)
+        if type(value) is str and len(value) > MAX_LENGTH_STATE_STATE:
+            setattr(self, _NATIVE_VALUE, truncate(value, MAX_LENGTH_STATE_STATE))
+        attributes = getattr(self, "_attr_extra_state_attributes", None)
+        if attributes:
+            self._attr_extra_state_attributes = bounded_attributes(attributes)
 
     async def async_added_to_hass(self) -> None:
         """Compute the first state before Home Assistant writes it."""

@@ -1,8 +1,11 @@
-"""Image: "Last print", one camera frame taken when a print ends.
+"""Images: the current job's plate preview, and "Last print", a camera frame per ended print.
 
-A notification can show how the print ended (the image entity's picture), and the entity's state
-is the time the photo was taken. Exactly one photo per ended print: the event tracker reports
-each end once (not again after a reconnect), and a capture already running absorbs a repeat.
+The plate preview is the thumbnail the slicer stored in the job's 3MF.
+
+"Last print" lets a notification show how the print ended (the image entity's picture); its
+state is the time the photo was taken. Exactly one photo per ended print: the event tracker
+reports each end once (not again after a reconnect), and a capture already running absorbs a
+repeat.
 """
 
 from __future__ import annotations
@@ -17,18 +20,17 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.util import dt as dt_util
 
-from .camera import async_take_frame
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity
 from .printer.events import PRINT, PRINT_CANCELLED, PRINT_FAILED, PRINT_FINISHED, PrinterEvent
-from .printer.models import camera_kind
 
 _LOGGER = logging.getLogger(__name__)
 
 PARALLEL_UPDATES = 0
 
-ENDED: Final = frozenset({PRINT_FINISHED, PRINT_FAILED, PRINT_CANCELLED})
+PREVIEW: Final = ImageEntityDescription(key="job_preview", translation_key="job_preview")
 LAST_PRINT: Final = ImageEntityDescription(key="last_print", translation_key="last_print")
+ENDED: Final = frozenset({PRINT_FINISHED, PRINT_FAILED, PRINT_CANCELLED})
 
 
 async def async_setup_entry(
@@ -36,10 +38,37 @@ async def async_setup_entry(
     entry: BambuConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the finish photo for printers with a camera."""
+    """Add the plate preview, and the finish photo for printers with a camera."""
     coordinator = entry.runtime_data
-    if camera_kind(coordinator.state.model) is not None:
-        async_add_entities([BambuLastPrintImage(hass, coordinator)])
+    entities: list[ImageEntity] = [BambuJobPreview(hass, coordinator)]
+    if coordinator.camera.kind is not None:
+        entities.append(BambuLastPrintImage(hass, coordinator))
+    async_add_entities(entities)
+
+
+class BambuJobPreview(BambuEntity, ImageEntity):
+    """The plate thumbnail the slicer stored in the job's 3MF (PNG)."""
+
+    _attr_content_type = "image/png"
+
+    def __init__(self, hass: HomeAssistant, coordinator: BambuCoordinator) -> None:
+        """Bind to the printer; the image comes and goes with the job's details."""
+        BambuEntity.__init__(self, coordinator, PREVIEW)
+        ImageEntity.__init__(self, hass)
+        self._image: bytes | None = None
+
+    @override
+    def _refresh(self) -> tuple[Any, ...]:
+        job = self.coordinator.job.details
+        image = None if job is None else job.thumbnail
+        if image != self._image:
+            self._image = image
+            self._attr_image_last_updated = dt_util.utcnow() if image else None
+        return (self._image is not None, self._attr_image_last_updated)
+
+    @override
+    async def async_image(self) -> bytes | None:
+        return self._image
 
 
 class BambuLastPrintImage(BambuEntity, ImageEntity):
@@ -82,7 +111,7 @@ class BambuLastPrintImage(BambuEntity, ImageEntity):
 
     async def _capture(self, event: PrinterEvent) -> None:
         try:
-            image = await async_take_frame(self.hass, self.coordinator)
+            image = await self.coordinator.camera.async_snapshot()
         except HomeAssistantError as err:
             _LOGGER.info("No finish photo of the printer at %s: %s", self.coordinator.host, err)
             return

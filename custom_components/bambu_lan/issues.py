@@ -33,10 +33,6 @@ if TYPE_CHECKING:
 SIGNED_COMMANDS: Final = "signed_commands"
 CAMERA_AUTH: Final = "camera_invalid_auth"
 LIVEVIEW_DISABLED: Final = "liveview_disabled"
-# Which fix flow (repairs.py) a fixable issue's data asks for.
-FLOW_PIN: Final = "pin"
-FLOW_ACCEPT: Final = "accept"
-
 _WARNINGS: Final = frozenset({CertificateIssue.EXPIRING_SOON, CertificateIssue.CHANGED})
 
 
@@ -46,17 +42,21 @@ def issue_id(key: str, entry: ConfigEntry) -> str:
 
 
 _MARKUP: Final = re.compile(r"[\[\]()<>*_`\\|#!~]")
+# Links, written out or bare: `scheme://...` and `www....` up to the next white space.
+_URL: Final = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S*", re.IGNORECASE)
 DISPLAY_LIMIT: Final = 64
 
 
 def display_text(text: str | None, limit: int = DISPLAY_LIMIT) -> str:
     """Text chosen by whoever made a certificate (or an announcement), made inert for display.
 
-    Repair, form and flow texts are rendered as markdown, so a forged issuer name could otherwise
-    carry a link or formatting into the very dialog that asks the user to trust it.
+    Repair, form and flow texts are rendered as markdown (and the frontend turns bare URLs into
+    links), so a forged issuer or printer name could otherwise carry a link or formatting into
+    the very dialog that asks the user to trust it.
     """
     printable = "".join(char if char.isprintable() else " " for char in text or "")
-    flat = " ".join(_MARKUP.sub("", printable).split())
+    # URLs before and after the markup: removing markup must not assemble one ("http:/*/...").
+    flat = " ".join(_URL.sub(" ", _MARKUP.sub("", _URL.sub(" ", printable))).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -123,21 +123,11 @@ def _placeholders(
 
 
 def _fix_data(
-    key: CertificateIssue,
-    entry: ConfigEntry,
-    report: CertificateReport | None,
-    error: PrinterTLSError | None,
+    key: CertificateIssue, entry: ConfigEntry, report: CertificateReport | None
 ) -> dict[str, str | int | float | None] | None:
-    """What a fix flow needs: exactly the certificate the issue shows."""
-    if key is CertificateIssue.CHANGED and report is not None:
-        return {"flow": FLOW_ACCEPT, "entry_id": entry.entry_id, "fingerprint": report.sha256}
-    if key in FIXABLE_ISSUES and error is not None and error.leaf_pem is not None:
-        return {
-            "flow": FLOW_PIN,
-            "entry_id": entry.entry_id,
-            "fingerprint": error.fingerprint,
-            "leaf_pem": error.leaf_pem,
-        }
+    """What a fix flow needs: exactly the certificate the issue shows (see FIXABLE_ISSUES)."""
+    if key in FIXABLE_ISSUES and report is not None:
+        return {"entry_id": entry.entry_id, "fingerprint": report.sha256}
     return None
 
 
@@ -160,7 +150,7 @@ def async_sync_certificate_issue(
             ir.async_delete_issue(hass, DOMAIN, issue_id(other, entry))
     if key is None:
         return
-    data = _fix_data(key, entry, report, error)
+    data = _fix_data(key, entry, report)
     ir.async_create_issue(
         hass,
         DOMAIN,

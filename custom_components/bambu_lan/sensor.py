@@ -30,15 +30,17 @@ from homeassistant.helpers.typing import StateType
 from homeassistant.util.dt import utcnow  # imported by name: tests pin this module's clock
 
 from .certificate import certificate_entities
-from .const import DOMAIN
+from .const import DOMAIN, LEFT_NOZZLE, RIGHT_NOZZLE
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity, async_remove_stale_entities, device_info
+from .job_sensor import job_sensors
 from .printer.codes import SPEED_LEVELS, STAGE_NAMES
-from .printer.events import hms_details
+from .printer.events import hms_details, hms_module_name
 from .printer.models import has_chamber_sensor
 from .printer.nozzle import NOZZLE_FLOWS, NOZZLE_MATERIALS, NozzleKind
 from .printer.state import PrinterState
 from .printer.values import Nozzle
+from .printer_info import info_entities
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -58,10 +60,19 @@ PRINT_STATUS_OPTIONS: Final = [
 ]
 STAGE_OPTIONS: Final = sorted(set(STAGE_NAMES.values()))
 # Keys of sensors that earlier versions created and this one no longer does.
-RETIRED_KEYS: Final[frozenset[str]] = frozenset()
-# Nozzle ids in `device.extruder.info`: 0 is the right nozzle, 1 the left one.
-RIGHT_NOZZLE: Final = 0
-LEFT_NOZZLE: Final = 1
+# The read-only targets duplicated the number entities that show and set them (issue 20).
+RETIRED_KEYS: Final = frozenset(
+    {
+        "nozzle_target_temperature",
+        "bed_target_temperature",
+        "left_nozzle_target_temperature",
+        "right_nozzle_target_temperature",
+    }
+)
+NO_ERROR: Final = "none"
+END_TIME_MIN_INTERVAL: Final = timedelta(minutes=1)
+END_TIME_WOBBLE: Final = timedelta(minutes=2)
+"""Moves this small wait for END_TIME_MIN_INTERVAL; bigger ones (a job's first estimate) not."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -95,10 +106,21 @@ def _flow(kind: NozzleKind | None) -> str | None:
 
 
 def _print_error(state: PrinterState) -> str | None:
-    error = state.print_error
-    if error is None:
+    if state.print_error is None:
         return None
-    return state.print_error_code or "0000_0000"
+    return state.print_error_code or NO_ERROR
+
+
+def _print_error_attrs(state: PrinterState) -> dict[str, Any]:
+    error = state.print_error
+    if not error:
+        return {}
+    return {"module": hms_module_name(error >> 24)}
+
+
+def _active_nozzle(state: PrinterState) -> str | None:
+    active = state.active_nozzle
+    return None if active is None else {LEFT_NOZZLE: "left", RIGHT_NOZZLE: "right"}.get(active)
 
 
 def _hms_attributes(state: PrinterState) -> dict[str, Any]:
@@ -117,14 +139,6 @@ def _nozzle_temp(nozzle_id: int) -> Callable[[PrinterState], float | None]:
     def read(state: PrinterState) -> float | None:
         nozzle = _nozzle(state, nozzle_id)
         return nozzle.temp if nozzle else None
-
-    return read
-
-
-def _nozzle_target(nozzle_id: int) -> Callable[[PrinterState], float | None]:
-    def read(state: PrinterState) -> float | None:
-        nozzle = _nozzle(state, nozzle_id)
-        return nozzle.target if nozzle else None
 
     return read
 
@@ -154,6 +168,7 @@ def _nozzle_details(side: str, nozzle_id: int) -> tuple[BambuSensorEntityDescrip
             key=f"{side}_nozzle_diameter",
             translation_key=f"{side}_nozzle_diameter",
             native_unit_of_measurement=UnitOfLength.MILLIMETERS,
+            state_class=SensorStateClass.MEASUREMENT,
             entity_category=EntityCategory.DIAGNOSTIC,
             value_fn=_nozzle_field(nozzle_id, lambda nozzle: nozzle.diameter),
             exists_fn=_is_dual_nozzle,
@@ -223,6 +238,7 @@ SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
         key="progress",
         translation_key="progress",
         native_unit_of_measurement=PERCENTAGE,
+        state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda state: state.progress,
     ),
     BambuSensorEntityDescription(
@@ -230,35 +246,39 @@ SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
         translation_key="remaining_time",
         device_class=SensorDeviceClass.DURATION,
         native_unit_of_measurement=UnitOfTime.MINUTES,
+        state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda state: state.remaining_minutes,
     ),
     BambuSensorEntityDescription(
         key="current_layer",
         translation_key="current_layer",
+        state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda state: state.layer,
     ),
     BambuSensorEntityDescription(
         key="total_layers",
         translation_key="total_layers",
+        state_class=SensorStateClass.MEASUREMENT,
         value_fn=lambda state: state.total_layers,
     ),
-    _temperature("nozzle_temperature", lambda state: state.nozzle_temp),
-    _temperature("nozzle_target_temperature", lambda state: state.nozzle_target),
+    # Targets are shown (and set) by the number entities; no read-only duplicates here.
+    _temperature(
+        "nozzle_temperature", lambda state: state.nozzle_temp, exists_fn=_is_single_nozzle
+    ),
     _temperature("bed_temperature", lambda state: state.bed_temp),
-    _temperature("bed_target_temperature", lambda state: state.bed_target),
     _temperature(
         "chamber_temperature",
         lambda state: state.chamber_temp,
         exists_fn=lambda state: has_chamber_sensor(state.model),
     ),
     _temperature("left_nozzle_temperature", _nozzle_temp(LEFT_NOZZLE), exists_fn=_is_dual_nozzle),
-    _temperature(
-        "left_nozzle_target_temperature", _nozzle_target(LEFT_NOZZLE), exists_fn=_is_dual_nozzle
-    ),
     _temperature("right_nozzle_temperature", _nozzle_temp(RIGHT_NOZZLE), exists_fn=_is_dual_nozzle),
-    _temperature(
-        "right_nozzle_target_temperature",
-        _nozzle_target(RIGHT_NOZZLE),
+    BambuSensorEntityDescription(
+        key="active_nozzle",
+        translation_key="active_nozzle",
+        device_class=SensorDeviceClass.ENUM,
+        options=["left", "right"],
+        value_fn=_active_nozzle,
         exists_fn=_is_dual_nozzle,
     ),
     _fan("part_fan", lambda state: state.part_fan_percent),
@@ -284,7 +304,8 @@ SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
     BambuSensorEntityDescription(
         key="print_error",
         translation_key="print_error",
-        value_fn=_print_error,
+        value_fn=_print_error,  # "none" (translated) or the code, e.g. "0300_400C"
+        attrs_fn=_print_error_attrs,
     ),
     BambuSensorEntityDescription(
         key="hms_errors",
@@ -309,6 +330,7 @@ SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
         key="nozzle_diameter",
         translation_key="nozzle_diameter",
         native_unit_of_measurement=UnitOfLength.MILLIMETERS,
+        state_class=SensorStateClass.MEASUREMENT,
         entity_category=EntityCategory.DIAGNOSTIC,
         value_fn=lambda state: state.nozzle_diameter,
         exists_fn=_is_single_nozzle,
@@ -359,6 +381,8 @@ async def async_setup_entry(
     async_remove_stale_entities(hass, coordinator, SENSOR_DOMAIN, absent | RETIRED_KEYS)
     entities.append(BambuEndTimeSensor(coordinator, END_TIME))
     entities.extend(certificate_entities(coordinator))
+    entities.extend(info_entities(coordinator))
+    entities.extend(job_sensors(coordinator))
     async_add_entities(entities)
     entry.async_on_unload(coordinator.async_add_listener(_device_updater(hass, coordinator)))
 
@@ -443,11 +467,14 @@ class BambuEndTimeSensor(BambuEntity, SensorEntity):
     """When the job will end: now + remaining minutes, computed when the remaining time changes.
 
     Recomputing it on every report would move the timestamp by seconds all the time; computing it
-    only when the printer's minute count changes (on a whole minute) keeps it steady. After the
-    job the last estimate stays; while paused, and before any job was seen, it is unknown.
+    only when the printer's minute count changes (on a whole minute) keeps it steady, and a small
+    move replaces the shown estimate at most once a minute (an estimate that wobbles between two
+    minutes writes no row per wobble; a job's first real estimate shows at once). After the job
+    the last estimate stays; while paused, and before any job was seen, it is unknown.
     """
 
     _remaining: int | None = None
+    _changed_at: datetime | None = None
     _attr_native_value: datetime | None = None
 
     @override
@@ -458,13 +485,29 @@ class BambuEndTimeSensor(BambuEntity, SensorEntity):
             # The end moves later by every paused minute: no estimate until the job resumes.
             self._remaining = None
             self._attr_native_value = None
-        elif state.gcode_state in ACTIVE_JOB_STATES and remaining is not None:
-            if remaining != self._remaining:
-                self._remaining = remaining
-                now = utcnow() + timedelta(seconds=30)  # round to the nearest minute
-                self._attr_native_value = now.replace(second=0, microsecond=0) + timedelta(
-                    minutes=remaining
-                )
-        else:
+        elif state.gcode_state not in ACTIVE_JOB_STATES:
             self._remaining = None
+        elif remaining is None:
+            # Not reported, or beyond what it can mean (e.g. 1e12 minutes): no estimate.
+            self._remaining = None
+            self._attr_native_value = None
+        elif remaining != self._remaining:
+            self._estimate(remaining)
         return (self._attr_native_value,)
+
+    def _estimate(self, remaining: int) -> None:
+        now = utcnow()
+        rounded = (now + timedelta(seconds=30)).replace(second=0, microsecond=0)
+        end = rounded + timedelta(minutes=remaining)
+        shown = self._attr_native_value
+        if (
+            shown is not None
+            and self._changed_at is not None
+            and now - self._changed_at < END_TIME_MIN_INTERVAL
+            and abs(end - shown) <= END_TIME_WOBBLE
+        ):
+            return  # a wobble too soon after the last change: retried at the next minute
+        self._remaining = remaining
+        if end != shown:
+            self._attr_native_value = end
+            self._changed_at = now

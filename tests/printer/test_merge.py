@@ -26,6 +26,7 @@ def plain_merge(
     *,
     changed_keys: set[str] | None = None,
     prefix: str = "",
+    budget: merge.UnknownBudget | None = None,
 ) -> bool:
     """The merge without the fast path: every key of the delta, one by one."""
     changed = False
@@ -33,8 +34,9 @@ def plain_merge(
         old = target.get(key, _MISSING)
         if old is value or old == value:
             continue
+        field = spec.fields.get(key, merge._ANY)
         if merge._merge_field(
-            target, key, old, value, spec.fields.get(key, merge._ANY), depth=depth + 1, full=full
+            target, key, old, value, field, depth=depth + 1, full=full, budget=budget
         ):
             changed = True
             if changed_keys is not None:

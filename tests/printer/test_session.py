@@ -15,19 +15,9 @@ from custom_components.bambu_lan.printer import session as client
 from custom_components.bambu_lan.printer.session import CommandError, InvalidAuth, PrinterSession
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
 from custom_components.bambu_lan.printer.values import MAX_PAYLOAD_BYTES
-from tests.helpers import wait_until
+from tests.helpers import sent_commands, wait_until
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
-
-
-def sent_commands(printer: Any) -> list[str]:
-    """The `command` of every request the printer received."""
-    return [
-        body.get("command")
-        for request in printer.received_commands()
-        for body in request.values()
-        if isinstance(body, dict)
-    ]
 
 
 class Recorder:
@@ -312,3 +302,72 @@ async def test_acks_ignore_malformed_bodies(
     with pytest.raises(CommandError) as err:
         await pending
     assert err.value.kind == "timeout"
+
+
+async def test_flapping_printer_backs_off(
+    hass: HomeAssistant,
+    test_cas: Any,
+    tmp_path: Any,
+    socket_enabled: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A printer that hangs up right after every login is not reconnected at a steady pace:
+    the back-off keeps growing until a link stays up for STABLE_LINK."""
+    import ssl
+
+    from tests.virtual_printer.pki import issue_server
+
+    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
+    monkeypatch.setattr(client, "BACKOFF_MAX", 10.0)
+    serial = "00M09A000000007"
+    chain, key = issue_server("legacy", serial, test_cas).write_server_files(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain, key)
+    logins = 0
+
+    async def flap(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal logins
+        if await reader.read(1024):  # CONNECT
+            logins += 1
+            writer.write(b"\x20\x02\x00\x00")  # CONNACK: accepted
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        writer.close()
+
+    server = await asyncio.start_server(flap, "127.0.0.1", 0, ssl=context)
+    recorder = Recorder()
+    session = PrinterSession(
+        "127.0.0.1", serial, "12345678", recorder, port=server.sockets[0].getsockname()[1]
+    )
+    try:
+        await session.async_connect()
+        session.start_reconnecting()
+        await asyncio.sleep(3.0)
+        # Without the growing back-off: one login every ~0.1 s, about 30 in 3 s.
+        assert 3 <= logins <= 8, logins
+        assert session._backoff >= 0.05 * 2**3  # it grew: the logins never reset it
+    finally:
+        await session.async_close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_stable_link_resets_the_back_off(
+    hass: HomeAssistant, virtual_printer: Any, open_session: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a link has stayed up for STABLE_LINK, the next outage starts from the first delay."""
+    monkeypatch.setattr(client, "BACKOFF_INITIAL", 0.05)
+    monkeypatch.setattr(client, "STABLE_LINK", 2.0)
+    printer = virtual_printer("P1S")
+    recorder = Recorder()
+    session = open_session(printer, recorder)
+    await session.async_connect()
+    session.start_reconnecting()
+    for outage in (1, 2):  # dropped right after each login: not a stable link
+        printer.restart_broker()
+        await wait_until(lambda outage=outage: recorder.connected == outage)
+    assert session._backoff == 0.2  # 0.05, doubled after each of the two reconnects
+    await asyncio.sleep(2.2)
+    printer.restart_broker()  # the link stayed up for longer than STABLE_LINK
+    await wait_until(lambda: recorder.connected == 3)
+    assert session._backoff == 0.1  # started over at 0.05, doubled once

@@ -11,7 +11,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 
 import pytest
 
-from custom_components.bambu_lan.printer import values
+from custom_components.bambu_lan.printer import merge, values
 from custom_components.bambu_lan.printer.models import (
     PrinterModel,
     has_chamber_sensor,
@@ -319,6 +319,82 @@ def test_unknown_keys_kept_and_deep_merged() -> None:
     assert snap["new_thing"] == {"a": 1, "b": 2, "nested": {"x": [1, 2], "y": None}}
     assert snap["flag"] == "yes"
     assert snap["xcam"]["buildplate_marker_detector"] is True
+
+
+def _stored_size(state: PrinterState) -> int:
+    return len(json.dumps(state.snapshot()))
+
+
+def test_unknown_keys_are_bounded_per_printer() -> None:
+    """Any publisher on the report topic can invent keys: 150 messages of 200 KB with a new key
+    each, then a flood of small ones, keep the stored state bounded; known fields stay."""
+    state = state_with(r.x1c_full_report())
+    before = _stored_size(state)
+    for i in range(150):
+        assert state.apply(delta(**{f"junk{i}": "x" * 200_000}, mc_percent=i % 100)) is True
+        assert state.progress == i % 100  # known fields always update
+    assert not any(key.startswith("junk") for key in state.snapshot())
+    assert _stored_size(state) <= before + 2  # none of the 200 KB values is kept
+
+    for i in range(3000):
+        state.apply(delta(**{f"k{i}": "y" * 20_000}, ams={"unit_junk": {f"n{i}": i}}))
+    grown = _stored_size(state) - before
+    assert grown <= merge.MAX_UNKNOWN_SIZE
+    assert grown > merge.MAX_UNKNOWN_SIZE // 2  # it is a budget, not a refusal
+    snap = state.snapshot()
+    assert "k0" in snap  # what fitted stays
+    assert "k2999" not in snap
+    assert state.apply(delta(mc_percent=7, subtask_name="known")) is True
+    assert state.progress == 7
+    assert state.ams_units[0].trays[0].tray_type == "PLA"
+
+
+def test_unknown_key_count_is_bounded() -> None:
+    """Tiny keys exhaust the count before the size."""
+    state = state_with(r.p1s_full_report())
+    for i in range(merge.MAX_UNKNOWN_KEYS + 100):
+        state.apply(delta(**{f"t{i}": 1}))
+    stored = sum(1 for key in state.snapshot() if key.startswith("t") and key[1:].isdigit())
+    assert merge.MAX_UNKNOWN_KEYS - 200 < stored < merge.MAX_UNKNOWN_KEYS
+
+
+def test_unknown_budget_is_recounted_once_a_minute(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unknown keys that left with their container (a pruned AMS unit) free their share, at the
+    next recount: one walk a minute at most, however long a flood goes on."""
+    clock = [1000.0]
+    monkeypatch.setattr(merge.time, "monotonic", lambda: clock[0])
+    state = state_with(r.x1c_full_report())
+    unit = r.x1c_full_report()["print"]["ams"]["ams"][0]
+    flood = {f"pad{i}": "z" * 20_000 for i in range(20)}
+    state.apply(delta(ams={"ams": [unit | flood]}))
+    assert "pad0" in state.snapshot()["ams"]["ams"][0]
+    for i in range(merge.MAX_UNKNOWN_SIZE // 20_000):
+        state.apply(delta(**{f"more{i}": "m" * 20_000}))
+    assert "more0" in state.snapshot()
+    assert "more19" not in state.snapshot()  # the budget is spent (and was recounted)
+
+    full = r.x1c_full_report()
+    full["print"]["ams"]["ams"] = []  # a full report without the unit prunes it
+    state.apply(full)
+    calls: list[int] = []
+    usage = merge._unknown_usage
+
+    def counted(stored: dict[str, Any], schema: Any) -> tuple[int, int]:
+        if stored is state._print:  # a walk starts at the root
+            calls.append(1)
+        return usage(stored, schema)
+
+    monkeypatch.setattr(merge, "_unknown_usage", counted)
+    state.apply(delta(later="m" * 20_000))
+    assert "later" not in state.snapshot()  # within the minute: no walk, still refused
+    assert calls == []
+    clock[0] += 61
+    state.apply(delta(later="m" * 20_000))
+    assert "later" in state.snapshot()  # recounted: the pruned unit's keys no longer count
+    assert calls == [1]
+    for i in range(merge.MAX_UNKNOWN_SIZE // 20_000 + 5):
+        state.apply(delta(**{f"again{i}": "a" * 20_000}))
+    assert calls == [1]  # exhausted again, but not a minute later: no second walk
 
 
 def test_state_is_isolated_from_messages_and_snapshots() -> None:
@@ -1326,3 +1402,95 @@ def test_h2d_per_nozzle_type_and_diameter() -> None:
         0.6,
         NozzleKind("stainless_steel", "high_flow", "hh00"),
     )
+
+
+HUGE_VALUES: list[Any] = [1e12, -1000, -1e12, "nan", float("nan"), "inf", 10**400, "9" * 5000]
+
+
+@pytest.mark.parametrize(
+    "huge",
+    HUGE_VALUES,
+    ids=["1e12", "-1000", "-1e12", "nan-str", "nan", "inf-str", "10**400", "9x5000"],
+)
+def test_numeric_accessors_clamp_what_cannot_be_meant(huge: Any) -> None:
+    """Huge, negative, NaN and infinite values read as unknown, never as a number that breaks
+    whoever uses it (an end time 1e12 minutes away overflows datetime)."""
+    packed = huge if type(huge) is not float else 0xFFFFFFFF
+    state = PrinterState()  # nothing earlier to fall back on
+    state.apply(
+        delta(
+            mc_remaining_time=huge,
+            mc_percent=huge,
+            layer_num=huge,
+            total_layer_num=huge,
+            spd_mag=huge,
+            stg_cur=huge,
+            nozzle_temper=huge,
+            bed_temper=huge,
+            bed_target_temper=huge,
+            chamber_temper=huge,
+            nozzle_target_temper=huge,
+            nozzle_diameter=huge,
+            wifi_signal=f"{huge}dBm",
+            device={
+                "bed": {"info": {"temp": packed}},
+                "ctc": {"info": {"temp": packed}},
+                "extruder": {"info": [{"id": 0, "temp": packed}, {"id": huge, "temp": 1}]},
+                "nozzle": {"info": [{"id": 0, "diameter": huge}]},
+            },
+            ams={
+                "ams": [
+                    {"id": huge, "tray": []},
+                    {"id": "0", "humidity_raw": huge, "temp": huge, "tray": [{"id": huge}]},
+                ],
+                "tray_now": huge,
+            },
+        )
+    )
+    for name in (
+        "remaining_minutes",
+        "progress",
+        "layer",
+        "total_layers",
+        "speed_percent",
+        "stage",
+        "nozzle_temp",
+        "nozzle_target",
+        "bed_temp",
+        "bed_target",
+        "chamber_temp",
+        "chamber_target",
+        "nozzle_diameter",
+        "wifi_dbm",
+        "active_tray",
+    ):
+        assert getattr(state, name) is None, name
+    assert [nozzle.id for nozzle in state.nozzles] == [0]
+    assert state.nozzles[0].temp is None
+    assert state.nozzles[0].diameter is None
+    (unit,) = state.ams_units
+    assert unit.id == 0
+    assert unit.humidity_percent is None
+    assert unit.temp is None
+    assert unit.trays == ()
+
+
+def test_clamps_keep_real_values() -> None:
+    """The bounds sit well outside anything a printer reports."""
+    state = state_with(
+        delta(
+            mc_remaining_time=60 * 24 * 14,
+            layer_num=0,
+            total_layer_num=4000,
+            spd_mag=166,
+            nozzle_temper=300.5,
+            bed_temper=-5,
+            nozzle_diameter="0.4",
+            wifi_signal="-90dBm",
+        )
+    )
+    assert state.remaining_minutes == 20160
+    assert (state.layer, state.total_layers, state.speed_percent) == (0, 4000, 166)
+    assert (state.nozzle_temp, state.bed_temp) == (301.0, -5.0)  # whole degrees, half up
+    assert state.nozzle_diameter == 0.4
+    assert state.wifi_dbm == -90

@@ -1,6 +1,6 @@
 """Command line: run one virtual printer until SIGINT/SIGTERM.
 
-    python -m tests.virtual_printer --serial S --access-code C --port P \
+    python -m tests.virtual_printer [--serial S] --access-code C --port P \
         --profile legacy --model X1C --ca-out DIR [--demo-print] [--time-scale X]
 
 Writes the CA certificates a client must trust into DIR (PEM files), then prints exactly one
@@ -20,13 +20,13 @@ import time
 
 from .broker import BrokerError
 from .firmware import FIRMWARE_USER
-from .models import MODELS
+from .models import MODELS, default_serial
 from .pki import PROFILES, generate_cas
 from .printer import FirmwareError, VirtualPrinter
 
 _LOGGER = logging.getLogger("virtual_printer")
 
-DEFAULT_SERIAL = "00M09A350100001"
+DEFAULT_SERIAL_INDEX = 350100001  # X1C: 00M09A350100001; the prefix follows --model
 DEFAULT_ACCESS_CODE = "12345678"
 DEFAULT_PORT = 8883
 
@@ -36,7 +36,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m tests.virtual_printer",
         description="A Bambu Lab printer on 127.0.0.1: real TLS + MQTT, simulated firmware.",
     )
-    parser.add_argument("--serial", default=DEFAULT_SERIAL, type=str.upper)
+    parser.add_argument(
+        "--serial", type=str.upper, help="default: the model's prefix + 09A350100001"
+    )
     parser.add_argument("--access-code", default=DEFAULT_ACCESS_CODE)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     parser.add_argument("--profile", choices=PROFILES, default="legacy")
@@ -51,9 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cli_default_serial(model: str) -> str:
+    """The serial used without --serial: the model's prefix, so model detection agrees."""
+    return default_serial(model, DEFAULT_SERIAL_INDEX)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the printer; return the exit code."""
     args = _parser().parse_args(argv)
+    args.serial = args.serial or cli_default_serial(args.model)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="virtual printer: %(message)s",

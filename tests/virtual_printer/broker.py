@@ -209,6 +209,21 @@ class Broker:
     def __exit__(self, *_exc: object) -> None:
         self.close()
 
+    def logins(self) -> int:
+        """How many MQTT logins as `bblp` reached this broker, accepted or refused.
+
+        Each one carried an access code: a test of an impostor asserts that this stays 0. Read
+        from mosquitto's log file, which it flushes line by line (unlike its stdout).
+        """
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return 0
+        accepted = text.count("u'bblp')")
+        # A refused login does not name its user; the firmware's own login never fails.
+        refused = text.count("disconnected, not authorised.")
+        return accepted + refused
+
     def log_tail(self, lines: int = 20) -> str:
         """The end of mosquitto's log, for error messages."""
         try:
@@ -272,7 +287,7 @@ class Broker:
             f"password_file {self.workdir / 'passwd'}",
             f"acl_file {self.workdir / 'acl'}",
             "persistence false",
-            "log_dest stdout",
+            f"log_dest file {self.workdir / 'mosquitto.log'}",
             "log_type error",
             "log_type warning",
             "log_type notice",

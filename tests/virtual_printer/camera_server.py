@@ -6,7 +6,7 @@ Run as `python -m tests.virtual_printer.camera_server` (by `camera.CameraProcess
 - `jpeg` (P1/A1 profiles): a TLS server like port 6000. It reads the 80-byte auth packet, closes
   the connection without a byte when the code is wrong, and otherwise streams generated JPEG
   frames (16-byte header + JPEG). With `garbage` on it also sends junk between frames and splits
-  frames across odd-sized writes.
+  frames across odd-sized writes. With `silent` on it accepts the code and then sends nothing.
 
 It presents the printer's certificate chain; `serve` swaps it (hostile profiles: an impostor on
 the camera port). It records what every client sent before and after the handshake, so that a
@@ -31,7 +31,7 @@ from typing import Any
 
 from PIL import Image, ImageDraw  # imported before the configuration arrives (prewarm)
 
-from .rtsp_server import RtspServer
+from .rtsp_server import RtspServer, drop_clients
 
 HOST = "127.0.0.1"
 _HEADER = struct.Struct("<IIII")
@@ -69,6 +69,7 @@ class JpegServer:
         self.access_code: str = config["access_code"]
         self.interval = 1.0 / float(config.get("fps", 10.0))
         self.garbage = bool(config.get("garbage", False))
+        self.silent = bool(config.get("silent", False))
         self.context = server_context(config["chain"], config["key"])
         size = tuple(config.get("size", (160, 90)))
         self.frames = make_frames(
@@ -132,6 +133,9 @@ class JpegServer:
     async def _stream(self, writer: asyncio.StreamWriter) -> None:
         number = 0
         while True:
+            if self.silent:
+                await asyncio.sleep(self.interval)
+                continue
             jpeg = self.frames[number % len(self.frames)]
             data = _HEADER.pack(len(jpeg), 0, 1, 0) + jpeg
             if self.garbage:
@@ -147,9 +151,8 @@ class JpegServer:
             number += 1
             await asyncio.sleep(self.interval)
 
-    def drop(self) -> None:
-        for writer in list(self._writers):
-            writer.transport.abort()
+    def drop(self, *, reset: bool = False) -> None:
+        drop_clients(self._writers, reset=reset)
 
 
 async def _control(server: JpegServer | RtspServer, listener: asyncio.Server) -> None:
@@ -179,8 +182,14 @@ def _apply(server: JpegServer | RtspServer, request: dict[str, Any]) -> Any:
         case "garbage":
             assert isinstance(server, JpegServer)
             server.garbage = bool(request["on"])
+        case "silent":
+            assert isinstance(server, JpegServer)
+            server.silent = bool(request["on"])
+        case "fps":
+            assert isinstance(server, JpegServer)
+            server.interval = 1.0 / float(request["value"])
         case "drop":
-            server.drop()
+            server.drop(reset=bool(request.get("reset", False)))
         case op:
             raise ValueError(f"unknown op {op!r}")
     return None

@@ -13,6 +13,9 @@ MODELS = ("X1C", "P1S", "A1MINI", "H2D")
 
 DOOR_BIT = 0x00800000  # X1 `home_flag` / H2 `stat`: door open
 SDCARD_BIT = 0x100  # `home_flag`: card present
+AUTO_RECOVERY_BIT = 0x10  # `home_flag`: resume after a step loss
+PROMPT_SOUND_BIT = 0x20000  # `home_flag`: prompt sounds allowed
+PROMPT_SOUND_SUPPORTED_BIT = 0x40000
 SIGNED_COMMANDS_BIT = 0x20000000  # `fun`: the firmware wants signed commands
 LOOPBACK_IP_LE = 0x0100007F  # 127.0.0.1 as the little-endian uint32 printers put in net.info
 AMBIENT = 25.0
@@ -37,6 +40,8 @@ class ModelSpec:
     modules: tuple[Json, ...]  # get_version modules besides `ota`
     gcode_file: str
     project_name: str = ""
+    xcam: tuple[str, ...] = ()  # AI detections the model reports in `xcam`
+    prompt_sound: bool = False
 
 
 SPECS: dict[str, ModelSpec] = {
@@ -58,6 +63,12 @@ SPECS: dict[str, ModelSpec] = {
             {"name": "ams/0", "hw_ver": "AMS08", "sw_ver": "00.00.06.49", "sn": "00600A999000001"},
         ),
         gcode_file="/data/Metadata/plate_1.gcode",
+        xcam=(
+            "spaghetti_detector",
+            "printing_monitor",
+            "buildplate_marker_detector",
+            "first_layer_inspector",
+        ),
     ),
     "P1S": ModelSpec(
         code="P1S",
@@ -78,6 +89,7 @@ SPECS: dict[str, ModelSpec] = {
         ),
         gcode_file="demo.gcode.3mf",
         project_name="C12",
+        xcam=("spaghetti_detector",),
     ),
     "A1MINI": ModelSpec(
         code="A1MINI",
@@ -102,6 +114,7 @@ SPECS: dict[str, ModelSpec] = {
         ),
         gcode_file="demo.gcode.3mf",
         project_name="N1",
+        prompt_sound=True,
     ),
     "H2D": ModelSpec(
         code="H2D",
@@ -122,6 +135,8 @@ SPECS: dict[str, ModelSpec] = {
             {"name": "n3f/0", "hw_ver": "N3F05", "sw_ver": "00.00.10.23", "sn": "19C00A999000004"},
         ),
         gcode_file="/data/Metadata/plate_1.gcode",
+        xcam=("spaghetti_detector", "printing_monitor", "buildplate_marker_detector"),
+        prompt_sound=True,
     ),
 }
 
@@ -269,7 +284,9 @@ def initial_state(spec: ModelSpec, fun: int = 0x3EC1AFFF9CFF & ~SIGNED_COMMANDS_
         "lights_report": [{"node": node, "mode": "off"} for node in spec.lights],
         "online": {"ahb": spec.dual_nozzle, "rfid": True, "ext": False, "version": 7},
         "sdcard": True,
-        "home_flag": SDCARD_BIT,
+        "home_flag": SDCARD_BIT
+        | AUTO_RECOVERY_BIT
+        | (PROMPT_SOUND_BIT | PROMPT_SOUND_SUPPORTED_BIT if spec.prompt_sound else 0),
         "hw_switch_state": 1,
         "nozzle_diameter": "0.4",
         "nozzle_type": "hardened_steel",  # stale on the H2D: `device.nozzle.info` is current
@@ -284,6 +301,11 @@ def initial_state(spec: ModelSpec, fun: int = 0x3EC1AFFF9CFF & ~SIGNED_COMMANDS_
         "net": {"conf": 0, "info": [{"ip": LOOPBACK_IP_LE, "mask": 0x00FFFFFF}]},
         "ams": _ams(),
     }
+    if spec.xcam:
+        state["xcam"] = dict.fromkeys(spec.xcam, True) | {
+            "print_halt": True,
+            "halt_print_sensitivity": "medium",
+        }
     if spec.chamber_sensor:
         # LAN Mode Liveview on (tests switch it off with {"ipcam": {"rtsp_url": "disable"}}).
         state["ipcam"]["rtsp_url"] = "rtsps://127.0.0.1/streaming/live/1"

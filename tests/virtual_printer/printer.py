@@ -25,6 +25,7 @@ from typing import Any, Final, Self
 
 from .broker import HOST, Broker, check_secret, die_with_parent
 from .camera import CameraProcess
+from .ftps import FULL_PATH_MODELS
 from .models import Json, spec_for
 from .pki import PROFILES, ServerIdentity, TestCAs, issue_server
 
@@ -63,6 +64,7 @@ class VirtualPrinter:
         prewarm: bool = False,
         quirks: Iterable[str] = (),
         camera: dict[str, Any] | bool = False,
+        ftps: bool = False,
     ) -> None:
         """`prewarm`: take an already started firmware process and start the next one for
         whoever comes after (saves the ~0.5 s Python needs to import paho). `quirks`: firmware
@@ -70,7 +72,9 @@ class VirtualPrinter:
 
         `camera`: also run the model's camera, port-6000 JPEG (P1S, A1MINI) or RTSPS (X1C,
         H2D): True, or options for it such as `fps`, `garbage`, `auth`; see
-        `camera_server.py`."""
+        `camera_server.py`.
+
+        `ftps`: also serve the storage over implicit FTPS (see `start_ftps`)."""
         if profile not in PROFILES:
             raise ValueError(f"unknown profile {profile!r}; one of {PROFILES}")
         check_secret(access_code)
@@ -100,6 +104,13 @@ class VirtualPrinter:
         self._firmware: subprocess.Popen[bytes] | None = None
         self._buffer = b""
         self._next_id = 1
+        self._want_ftps = ftps
+        self._ftps: subprocess.Popen[bytes] | None = None
+        self.ftps_port = 0
+        # The printer's storage, served by the FTPS server: tests may write into it directly.
+        self.sdcard = self._workdir / "sdcard"
+        for folder in ("timelapse", "cache"):
+            (self.sdcard / folder).mkdir(parents=True)
 
     def __repr__(self) -> str:  # the access code stays out of reprs
         return (
@@ -156,6 +167,8 @@ class VirtualPrinter:
                     kind="jpeg" if self.model in JPEG_CAMERA_MODELS else "rtsp",
                     **self._camera_options,
                 )
+            if self._want_ftps:
+                self.start_ftps()
             self._await_reply(0, READY_TIMEOUT)
         except BaseException:
             self.close()
@@ -187,6 +200,7 @@ class VirtualPrinter:
                 crashed = f"firmware exited with {process.returncode}:\n{self.firmware_log()}"
             assert process.stdin is not None
             process.stdin.close()  # the firmware starts exiting while the broker stops
+        self.stop_ftps()
         self.broker.close()
         camera, self.camera = self.camera, None
         if camera is not None:
@@ -228,6 +242,10 @@ class VirtualPrinter:
         """The end of mosquitto's log (connections, auth and TLS failures)."""
         return self.broker.log_tail(lines)
 
+    def logins(self) -> int:
+        """MQTT logins as `bblp` this printer's broker received so far (see `Broker.logins`)."""
+        return self.broker.logins()
+
     # -- broker faults ----------------------------------------------------------------------------
 
     def stop_broker(self) -> None:
@@ -268,6 +286,104 @@ class VirtualPrinter:
         if self.broker.running:
             self._wait_firmware_connected()
         return self.fingerprint
+
+    # -- storage over FTPS ------------------------------------------------------------------------
+
+    @property
+    def timelapse_extension(self) -> str:
+        """X1 and H2 record mp4, P1 and A1 avi."""
+        return "mp4" if self.model in FULL_PATH_MODELS else "avi"
+
+    def add_file(self, remote_path: str, data: bytes = b"", *, size: int | None = None) -> Path:
+        """Put a file on the printer's storage. With `size`, the content is `data` (or a
+        pattern) repeated to that many bytes, written without holding it in memory."""
+        path = self.sdcard / remote_path.lstrip("/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("wb") as out:
+            if size is None:
+                out.write(data)
+            else:
+                block = (data or bytes(range(256))) * max(1, (1 << 20) // max(1, len(data) or 256))
+                written = 0
+                while written < size:
+                    piece = block[: size - written]
+                    out.write(piece)
+                    written += len(piece)
+        return path
+
+    def add_timelapse(self, stem: str, data: bytes = b"", *, size: int | None = None) -> str:
+        """Add a timelapse in this model's format; returns its remote path."""
+        remote = f"/timelapse/{stem}.{self.timelapse_extension}"
+        self.add_file(remote, data, size=size)
+        return remote
+
+    def start_ftps(self, profile: str | None = None, *, delay: float = 0.0) -> int:
+        """Serve the storage over implicit FTPS (restarting it if it runs); returns the port.
+
+        `profile` presents another identity (e.g. `unknown_ca`: an impostor), `delay` makes a
+        very slow server (seconds before every reply and every data chunk)."""
+        self.stop_ftps()
+        identity = self.identity
+        if profile is not None:
+            identity = issue_server(profile, self.serial, self._cas)
+        chain, key = identity.write_server_files(self._workdir / "ftps")
+        with (self._workdir / "ftps.err").open("ab") as errors:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "tests.virtual_printer.ftps"],
+                cwd=REPO_ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=errors,
+                process_group=0,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 - calls one async-signal-safe syscall
+            )
+        self._ftps = process
+        assert process.stdin is not None
+        assert process.stdout is not None
+        config = {
+            "root": str(self.sdcard),
+            "chain": str(chain),
+            "key": str(key),
+            "access_code": self._access_code,
+            "model": self.model,
+            "port": self.ftps_port,
+            "delay": delay,
+            "log": str(self._workdir / "ftps.log"),
+        }
+        process.stdin.write(json.dumps(config).encode() + b"\n")
+        process.stdin.flush()
+        ready, _, _ = select.select([process.stdout], [], [], READY_TIMEOUT)
+        line = process.stdout.readline() if ready else b""
+        if not line:
+            self.stop_ftps()
+            err = (self._workdir / "ftps.err").read_text(errors="replace")
+            raise FirmwareError(f"the FTPS server did not start:\n{err[-2000:]}")
+        self.ftps_port = json.loads(line)["port"]
+        return self.ftps_port
+
+    def stop_ftps(self) -> None:
+        """Stop serving FTPS (the port is kept for a restart)."""
+        process, self._ftps = self._ftps, None
+        if process is None:
+            return
+        assert process.stdin is not None
+        assert process.stdout is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=3)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stdout.close()
+
+    def ftps_log(self) -> list[Json]:
+        """What the FTPS server saw: {"verb", "arg"} per command (PASS arg: "right"/"wrong"),
+        plus "TLS" (handshakes) and "DATA" (data connections: "resumed" or "new session")."""
+        try:
+            text = (self._workdir / "ftps.log").read_text()
+        except OSError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line]
 
     def _wait_firmware_connected(self) -> None:
         deadline = time.monotonic() + READY_TIMEOUT

@@ -5,6 +5,10 @@ server, answers every request without valid credentials with 401 and a challenge
 default; `auth="basic"` for Basic). After PLAY it sends a real H.264 stream (RTP interleaved on
 the TCP connection) recorded once from ffmpeg's test source, so an ffmpeg client can decode it.
 
+Odd or hostile variants: `auth="none"` asks for no credentials, `auth="sha256"` challenges only
+with a Digest algorithm the relay does not speak, and `hangup` names methods on which the server
+closes the connection instead of answering.
+
 The DESCRIBE answer names the printer by another address than the one the client used (real
 printers report a wrong IP at times), with an absolute control URL, so a relay must rewrite both.
 """
@@ -168,6 +172,7 @@ class RtspServer:
         self.auth: str = config.get("auth", "digest")
         self.qop = bool(config.get("qop", False))
         self.fps = float(config.get("fps", 10.0))
+        self.hangup: set[str] = set(config.get("hangup", ()))
         self.context = context
         sdp, self.packets = recorded_stream()
         self.sdp = _sdp(sdp)
@@ -183,6 +188,7 @@ class RtspServer:
             "active": 0,
             "playing": 0,
             "packets_sent": 0,
+            "rtcp": 0,  # interleaved frames from the client
         }
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -223,6 +229,7 @@ class RtspServer:
                     return
                 self.stats["received"][index] += 1
                 if first == b"$":  # RTCP from the client
+                    self.stats["rtcp"] += 1
                     header = await reader.readexactly(3)
                     await reader.readexactly(int.from_bytes(header[1:3]))
                     self.stats["received"][index] += 3 + int.from_bytes(header[1:3])
@@ -233,6 +240,8 @@ class RtspServer:
                 self.stats["received"][index] += len(request.encode())
                 method, uri, _ = request.start.split(" ", 2)
                 self.stats["requests"].append(f"{method} {uri}")
+                if method in self.hangup:
+                    return
                 cseq = request.get("CSeq") or "0"
                 if not self._authorised(request, method, uri, nonce):
                     self.stats["auth_failed"] += 1
@@ -255,6 +264,10 @@ class RtspServer:
 
     def _authorised(self, request: RtspMessage, method: str, uri: str, nonce: str) -> bool:
         header = request.get("Authorization")
+        if self.auth == "none":
+            if header is not None:
+                self.stats["schemes"].append(parse_challenge(header)[0])
+            return True
         if header is None:
             return False
         scheme, params = parse_challenge(header)
@@ -279,6 +292,8 @@ class RtspServer:
     def _challenge(self, cseq: str, nonce: str) -> bytes:
         if self.auth == "basic":
             value = f'Basic realm="{REALM}"'
+        elif self.auth == "sha256":
+            value = f'Digest realm="{REALM}", nonce="{nonce}", algorithm=SHA-256'
         else:
             qop = ', qop="auth"' if self.qop else ""
             value = f'Digest realm="{REALM}", nonce="{nonce}"{qop}'
@@ -326,6 +341,14 @@ class RtspServer:
         finally:
             self.stats["playing"] -= 1
 
-    def drop(self) -> None:
-        for writer in list(self._writers):
-            writer.transport.abort()
+    def drop(self, *, reset: bool = False) -> None:
+        drop_clients(self._writers, reset=reset)
+
+
+def drop_clients(writers: set[asyncio.StreamWriter], *, reset: bool = False) -> None:
+    """Cut every client off: without a TLS close_notify, or (`reset`) with a TCP reset."""
+    for writer in list(writers):
+        if reset:
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()

@@ -17,7 +17,9 @@ from typing import Any, TypeGuard
 
 from .models import (
     AMBIENT,
+    AUTO_RECOVERY_BIT,
     DOOR_BIT,
+    PROMPT_SOUND_BIT,
     SIGNED_COMMANDS_BIT,
     Json,
     ModelSpec,
@@ -398,9 +400,19 @@ class PrinterSim:
         """Apply a command; return why it failed, or None."""
         if kind == "system" and command == "ledctrl":
             return self._ledctrl(body)
+        if kind == "xcam" and command == "xcam_control_set":
+            return self._xcam_control(body)
         if kind != "print":
             return None
         match command:
+            case "print_option":
+                return self._print_option(body)
+            case "set_airduct":
+                return self._set_airduct(body.get("modeId"))
+            case "buzzer_ctrl":
+                return (
+                    None if body.get("mode") in (0, 1, 2) else f"invalid mode {body.get('mode')!r}"
+                )
             case "pause" | "resume" | "stop":
                 return self._job_control(command)
             case "print_speed":
@@ -442,6 +454,35 @@ class PrinterSim:
                 entry["mode"] = mode
                 return None
         return f"unknown led_node {node!r}"
+
+    def _xcam_control(self, body: Json) -> str | None:
+        module, control = body.get("module_name"), body.get("control")
+        xcam = self.state.get("xcam", {})
+        if module not in xcam or not isinstance(control, bool):
+            return f"unsupported detection {module!r}"
+        xcam[module] = control
+        return None
+
+    def _print_option(self, body: Json) -> str | None:
+        bits = {"auto_recovery": AUTO_RECOVERY_BIT, "sound_enable": PROMPT_SOUND_BIT}
+        options = {key: value for key, value in body.items() if key in bits}
+        if not options or not all(isinstance(value, bool) for value in options.values()):
+            return "no option to set"
+        if "sound_enable" in options and not self.spec.prompt_sound:
+            return "prompt sound not supported"
+        flag = self.state["home_flag"]
+        for key, value in options.items():
+            flag = flag | bits[key] if value else flag & ~bits[key]
+        self.state["home_flag"] = flag
+        return None
+
+    def _set_airduct(self, mode: object) -> str | None:
+        airduct = self.state.get("device", {}).get("airduct")
+        modes = [entry.get("modeId") for entry in (airduct or {}).get("modeList", [])]
+        if airduct is None or mode not in modes:
+            return f"invalid airduct mode {mode!r}"
+        airduct["modeCur"] = mode
+        return None
 
     def _print_speed(self, param: object) -> str | None:
         level = int(param) if isinstance(param, str) and param.isdigit() else None

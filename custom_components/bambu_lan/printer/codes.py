@@ -63,4 +63,14 @@ STAGE_NAMES: Final[Mapping[int, str]] = {
 
 SPEED_LEVELS: Final[Mapping[int, str]] = {1: "silent", 2: "standard", 3: "sport", 4: "ludicrous"}
 
+PRINT_TYPES: Final = ("cloud", "local", "idle", "system")
+"""`print_type`: where the current job came from (idle: none)."""
+
+SDCARD_STATES: Final[Mapping[int, str]] = {0: "absent", 1: "present", 2: "abnormal", 3: "read_only"}
+"""Bits 8-9 of `home_flag`."""
+AUTO_RECOVERY_BIT: Final = 0x10
+"""`home_flag`: resume automatically after a step loss."""
+PROMPT_SOUND_BIT: Final = 0x20000
+"""`home_flag`: the printer may play prompt sounds."""
+
 HMS_SEVERITIES: Final[Mapping[int, str]] = {1: "fatal", 2: "serious", 3: "common", 4: "info"}

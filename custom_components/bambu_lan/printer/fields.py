@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any, Final, Protocol
 
 from .codes import (
+    AUTO_RECOVERY_BIT,
     DOOR_OPEN_BIT,
     GCODE_STATES,
     JOB_OVER_STATES,
+    PROMPT_SOUND_BIT,
     SDCARD_PRESENT_BIT,
+    SDCARD_STATES,
     SIGNED_COMMANDS_BIT,
     SPEED_LEVELS,
     STAGE_NAMES,
@@ -16,10 +19,12 @@ from .codes import (
 from .models import STAT_DOOR_MODELS, X1_FAMILY, PrinterModel
 from .nozzle import NozzleKind, parse_nozzle_type
 from .values import (
+    ID_RANGE,
     AmsTray,
     AmsUnit,
     HmsEntry,
     Nozzle,
+    bounded,
     dig,
     parse_ams_unit,
     parse_hms_entry,
@@ -34,6 +39,12 @@ from .values import (
 )
 
 _MISSING: Final = object()
+
+# Clamps for what a report can mean; beyond them a value is broken or forged and reads as unknown.
+MAX_REMAINING_MINUTES: Final = 60 * 24 * 60  # 60 days
+MAX_LAYERS: Final = 100_000
+MAX_SPEED_PERCENT: Final = 1000
+NOZZLE_DIAMETER_RANGE: Final = (0.1, 2.0)  # mm; printers ship 0.2 to 0.8
 
 
 SHARED_BLOCKS: Final = frozenset({"device", "ams"})
@@ -101,7 +112,7 @@ class StateFields:
     @property
     def stage(self) -> int | None:
         """The current stage id (`stg_cur`)."""
-        return to_int(self._view.get("stg_cur"))
+        return bounded(to_int(self._view.get("stg_cur")), -1, 0xFFFF)
 
     @property
     def stage_name(self) -> str | None:
@@ -125,18 +136,17 @@ class StateFields:
     @property
     def remaining_minutes(self) -> int | None:
         """Estimated minutes left."""
-        value = to_int(self._view.get("mc_remaining_time"))
-        return value if value is not None and value >= 0 else None
+        return bounded(to_int(self._view.get("mc_remaining_time")), 0, MAX_REMAINING_MINUTES)
 
     @property
     def layer(self) -> int | None:
         """Current layer."""
-        return self._non_negative_int("layer_num")
+        return bounded(to_int(self._view.get("layer_num")), 0, MAX_LAYERS)
 
     @property
     def total_layers(self) -> int | None:
         """Layers in the job."""
-        return self._non_negative_int("total_layer_num")
+        return bounded(to_int(self._view.get("total_layer_num")), 0, MAX_LAYERS)
 
     @property
     def job_name(self) -> str | None:
@@ -161,10 +171,6 @@ class StateFields:
         if not value:
             return None
         return f"{value >> 16:04X}_{value & 0xFFFF:04X}"
-
-    def _non_negative_int(self, key: str) -> int | None:
-        value = to_int(self._view.get(key))
-        return value if value is not None and value >= 0 else None
 
     # --- temperatures -------------------------------------------------------------------------
 
@@ -232,7 +238,7 @@ class StateFields:
             details = {to_int(item.get("id")): item for item in infos if type(item) is dict}
         nozzles = []
         for item in self._extruder_infos():
-            nozzle_id = to_int(item.get("id"))
+            nozzle_id = bounded(to_int(item.get("id")), *ID_RANGE)
             if nozzle_id is None:
                 continue
             temps = unpack_temp(item.get("temp"))
@@ -242,7 +248,7 @@ class StateFields:
                     id=nozzle_id,
                     temp=temps[0] if temps else None,
                     target=temps[1] if temps else None,
-                    diameter=to_float(detail.get("diameter")),
+                    diameter=bounded(to_float(detail.get("diameter")), *NOZZLE_DIAMETER_RANGE),
                     kind=parse_nozzle_type(detail.get("type")),
                 )
             )
@@ -265,7 +271,7 @@ class StateFields:
     @property
     def nozzle_diameter(self) -> float | None:
         """Nozzle diameter (mm)."""
-        return to_float(self._view.get("nozzle_diameter"))
+        return bounded(to_float(self._view.get("nozzle_diameter")), *NOZZLE_DIAMETER_RANGE)
 
     @property
     def nozzle_type(self) -> NozzleKind | None:
@@ -327,7 +333,7 @@ class StateFields:
     @property
     def speed_percent(self) -> int | None:
         """Speed in percent of standard (`spd_mag`)."""
-        return self._non_negative_int("spd_mag")
+        return bounded(to_int(self._view.get("spd_mag")), 0, MAX_SPEED_PERCENT)
 
     # --- health -------------------------------------------------------------------------------
 
@@ -355,6 +361,40 @@ class StateFields:
         """Whether a firmware update is offered (`upgrade_state.new_version_state` == 1)."""
         state = to_int(dig(self._view.get("upgrade_state"), "new_version_state"))
         return None if state is None else state == 1
+
+    @property
+    def firmware_offered(self) -> str | None:
+        """The firmware version the printer offers: the `ota` entry of `new_ver_list` (P1, A1),
+        else `ota_new_version_number` (X1)."""
+        upgrade = self._view.get("upgrade_state")
+        entries = dig(upgrade, "new_ver_list")
+        if type(entries) is list:
+            for entry in entries:
+                version = to_str(entry.get("new_ver")) if type(entry) is dict else None
+                if version and entry.get("name") == "ota":
+                    return version
+        return to_str(dig(upgrade, "ota_new_version_number"))
+
+    # --- print options ------------------------------------------------------------------------
+
+    def xcam_option(self, module: str) -> bool | None:
+        """A camera (AI) detection's switch, e.g. `xcam.spaghetti_detector`; None if unreported."""
+        value = dig(self._view.get("xcam"), module)
+        return value if type(value) is bool else None
+
+    @property
+    def auto_recovery(self) -> bool | None:
+        """Resume after a step loss (`home_flag` bit 0x10)."""
+        return self._home_flag_bit(AUTO_RECOVERY_BIT)
+
+    @property
+    def prompt_sound(self) -> bool | None:
+        """Prompt sounds allowed (`home_flag` bit 0x20000)."""
+        return self._home_flag_bit(PROMPT_SOUND_BIT)
+
+    def _home_flag_bit(self, bit: int) -> bool | None:
+        flags = to_int(self._view.get("home_flag"))
+        return None if flags is None else bool(flags & bit)
 
     # --- hardware state -----------------------------------------------------------------------
 
@@ -398,12 +438,27 @@ class StateFields:
         return None if flags is None else bool(flags & SDCARD_PRESENT_BIT)
 
     @property
+    def sdcard_state(self) -> str | None:
+        """absent, present, abnormal or read_only (`home_flag` bits 8-9), else from `sdcard`."""
+        flags = to_int(self._view.get("home_flag"))
+        if flags is not None:
+            return SDCARD_STATES[(flags >> 8) & 0x3]
+        present = self.sdcard
+        return None if present is None else ("present" if present else "absent")
+
+    @property
+    def print_type(self) -> str | None:
+        """Where the job came from: cloud, local, idle or system (lower case, as reported)."""
+        value = to_str(self._view.get("print_type"))
+        return value.lower() if value else None
+
+    @property
     def wifi_dbm(self) -> int | None:
         """Wi-Fi signal in dBm, from e.g. "-53dBm"."""
         value = self._view.get("wifi_signal")
         if type(value) is str:
             value = value.strip().removesuffix("dBm").removesuffix("dbm")
-        return to_int(value)
+        return bounded(to_int(value), -150, 30)
 
     @property
     def ip_address(self) -> str | None:
@@ -415,6 +470,20 @@ class StateFields:
         if not ip or not 0 < ip <= 0xFFFFFFFF:
             return None
         return ".".join(str(part) for part in ip.to_bytes(4, "little"))
+
+    @property
+    def airduct_mode(self) -> int | None:
+        """The air duct's current mode id (`device.airduct.modeCur`; H2, P2S)."""
+        return to_int(dig(self._view.get("device"), "airduct", "modeCur"))
+
+    @property
+    def airduct_modes(self) -> list[int]:
+        """The mode ids the air duct offers (`device.airduct.modeList[].modeId`)."""
+        modes = dig(self._view.get("device"), "airduct", "modeList")
+        if type(modes) is not list:
+            return []
+        ids = (to_int(dig(mode, "modeId")) for mode in modes)
+        return [mode for mode in ids if mode is not None]
 
     @property
     def rtsp_url(self) -> str | None:
@@ -442,7 +511,7 @@ class StateFields:
     def active_tray(self) -> int | None:
         """Loaded tray (`ams.tray_now`): ams_id * 4 + slot, 254 external; None when none."""
         value = to_int(self._part("ams", "tray_now"))
-        return None if value is None or value == 255 or value < 0 else value
+        return None if value == 255 else bounded(value, 0, 254)
 
     @property
     def external_spools(self) -> list[AmsTray]:

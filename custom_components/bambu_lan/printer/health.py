@@ -45,8 +45,10 @@ _FAILURE_HEALTH: Final = {
 class CertificateIssue(StrEnum):
     """Repair issues about the certificate (translation keys under "issues"); one at a time."""
 
-    UNTRUSTED = "untrusted"  # fixable: pin the presented certificate
-    UNTRUSTED_UNPINNABLE = "untrusted_unpinnable"  # its CN is not the serial: nothing to pin
+    # No certificate problem is fixed in one click: each would hand the access code to whoever
+    # answers. Pinning another certificate needs reconfigure and the access code typed again.
+    UNTRUSTED = "untrusted"  # CN = serial, unknown issuer: another device may be answering
+    UNTRUSTED_UNPINNABLE = "untrusted_unpinnable"  # not even made out to the serial
     PIN_MISMATCH = "pin_mismatch"  # a pinned printer presented another certificate
     SERIAL_MISMATCH = "serial_mismatch"
     EXPIRED = "expired"
@@ -125,6 +127,5 @@ def certificate_issue(
     return _HEALTH_ISSUE.get(health) if health is not None else None
 
 
-FIXABLE_ISSUES: Final = frozenset(
-    {CertificateIssue.UNTRUSTED, CertificateIssue.PIN_MISMATCH, CertificateIssue.CHANGED}
-)
+# Accepting a changed certificate that still verifies sends the code nowhere new.
+FIXABLE_ISSUES: Final = frozenset({CertificateIssue.CHANGED})

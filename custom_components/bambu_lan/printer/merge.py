@@ -3,12 +3,103 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+import time
 from typing import Any, Final
 
 from .values import to_float, to_hex
 
 _MAX_DEPTH: Final = 16
 """Deepest container nesting stored; real reports nest about 6 levels below `print`."""
+
+
+# --- what is kept of unknown fields ------------------------------------------------------------
+
+# Any publisher on the report topic can invent keys: what the schema does not know is kept (for
+# diagnostics) only within a per-printer budget. Known fields are never subject to it. Sizes are
+# estimates (string lengths, 8 per other value, 16 + name per key); a real printer's unknown
+# fields take a few hundred keys and some tens of KiB.
+MAX_UNKNOWN_KEYS: Final = 2048
+MAX_UNKNOWN_SIZE: Final = 512 * 1024
+MAX_UNKNOWN_VALUE: Final = 32 * 1024
+_KEY_COST: Final = 16
+# An exhausted budget may hold keys that have left the state since (an emptied tray, a pruned
+# AMS unit): it is recounted, but not more often than this, so a flood costs one walk a minute.
+_RECOUNT_INTERVAL: Final = 60.0
+
+
+class UnknownBudget:
+    """The unknown keys one printer keeps (in `stored`), in count and estimated size."""
+
+    __slots__ = ("_recounted_at", "_schema", "_stored", "keys", "size")
+
+    def __init__(self, stored: dict[str, Any], schema: _Obj) -> None:
+        """Account for what `stored` (merged with `schema`) keeps; it starts empty."""
+        self._stored = stored
+        self._schema = schema
+        self.keys = 0
+        self.size = 0
+        self._recounted_at: float | None = None
+
+    def fits(self, keys: int, size: int) -> bool:
+        """Whether `keys` more keys and `size` more bytes stay within the caps."""
+        if self._within(keys, size):
+            return True
+        # Keys may have left since with their container (an emptied tray, a pruned AMS unit).
+        return self._recount() and self._within(keys, size)
+
+    def _within(self, keys: int, size: int) -> bool:
+        return self.keys + keys <= MAX_UNKNOWN_KEYS and self.size + size <= MAX_UNKNOWN_SIZE
+
+    def _recount(self) -> bool:
+        now = time.monotonic()
+        if self._recounted_at is not None and now - self._recounted_at < _RECOUNT_INTERVAL:
+            return False
+        self._recounted_at = now
+        self.keys, self.size = _unknown_usage(self._stored, self._schema)
+        return True
+
+
+def _cost(value: Any, limit: int) -> tuple[int, int]:
+    """(keys, estimated size) of a stored value; the size exceeds `limit` once it is over it."""
+    keys = size = 0
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            keys += len(item)
+            size += 8 + sum(_KEY_COST + len(key) for key in item)
+            pending.extend(item.values())
+        elif kind is list:
+            size += 8
+            pending.extend(item)
+        else:
+            size += len(item) if kind is str else 8
+        if size > limit:
+            break
+    return keys, size
+
+
+def _unknown_usage(obj: dict[str, Any], spec: _Obj) -> tuple[int, int]:
+    keys = size = 0
+    for key, value in obj.items():
+        field = spec.fields.get(key, _ANY)
+        if isinstance(field, _Obj) and type(value) is dict:
+            more = _unknown_usage(value, field)
+        elif isinstance(field, _ById) and type(value) is list:
+            more = (0, 0)
+            for item in value:
+                if type(item) is dict:
+                    inner = _unknown_usage(item, field.entry)
+                    more = (more[0] + inner[0], more[1] + inner[1])
+        elif isinstance(field, _Any):
+            inner = _cost(value, MAX_UNKNOWN_SIZE)
+            more = (1 + inner[0], _KEY_COST + len(key) + inner[1])
+        else:
+            continue
+        keys += more[0]
+        size += more[1]
+    return keys, size
 
 
 # --- merging ------------------------------------------------------------------------------------
@@ -143,11 +234,13 @@ def merge_obj(
     *,
     changed_keys: set[str] | None = None,
     prefix: str = "",
+    budget: UnknownBudget | None = None,
 ) -> bool:
     """Merge `delta` into `target` (at nesting `depth`) in place; True if anything changed.
 
     `changed_keys` collects the keys whose value changed (as `prefix` + key), and inside a
-    shared block (`_Obj.shared`) the changed parts too, as `block.part`.
+    shared block (`_Obj.shared`) the changed parts too, as `block.part`. `budget` bounds what
+    is kept of unknown keys (None: no bound).
     """
     get = target.get
     # Fast path: one C-level comparison per key (nested objects compare as a whole), so a
@@ -169,7 +262,9 @@ def merge_obj(
             if changed_keys is not None and type(field) is _Obj and field.shared
             else None
         )
-        if _merge_field(target, key, old, value, field, depth=depth + 1, full=full, parts=parts):
+        if _merge_field(
+            target, key, old, value, field, depth=depth + 1, full=full, parts=parts, budget=budget
+        ):
             changed = True
             if changed_keys is not None:
                 changed_keys.add(prefix + key)
@@ -186,6 +281,7 @@ def _merge_field(
     depth: int,
     full: bool,
     parts: set[str] | None = None,
+    budget: UnknownBudget | None = None,
 ) -> bool:
     """Merge one differing value into `target[key]`; `depth` is the value's nesting level.
 
@@ -199,10 +295,14 @@ def _merge_field(
             return True
         prefix = "" if parts is None else f"{key}."
         if type(old) is dict:
-            return merge_obj(old, value, spec, depth, full, changed_keys=parts, prefix=prefix)
+            return merge_obj(
+                old, value, spec, depth, full, changed_keys=parts, prefix=prefix, budget=budget
+            )
         fresh: dict[str, Any] = {}
         if (
-            merge_obj(fresh, value, spec, depth, full, changed_keys=parts, prefix=prefix)
+            merge_obj(
+                fresh, value, spec, depth, full, changed_keys=parts, prefix=prefix, budget=budget
+            )
             or not value
         ):
             target[key] = fresh
@@ -213,11 +313,15 @@ def _merge_field(
             return False
         if type(old) is not list:
             old = target[key] = []
-        return _merge_by_id(old, value, spec.entry, depth, full)
+        return _merge_by_id(old, value, spec.entry, depth, full, budget=budget)
     if isinstance(spec, _Any):
         if type(old) is dict and type(value) is dict:
-            return depth <= _MAX_DEPTH and merge_obj(old, value, _GENERIC, depth, full)
-        return _store(target, key, value, depth)
+            return depth <= _MAX_DEPTH and merge_obj(
+                old, value, _GENERIC, depth, full, budget=budget
+            )
+        if budget is None:
+            return _store(target, key, value, depth)
+        return _store_unknown(target, key, old, value, depth, budget=budget)
     if isinstance(spec, _Quiet):
         _store(target, key, value, depth)
         return False
@@ -232,8 +336,35 @@ def _store(target: dict[str, Any], key: str, value: Any, depth: int) -> bool:
     return True
 
 
+def _store_unknown(
+    target: dict[str, Any], key: str, old: Any, value: Any, depth: int, *, budget: UnknownBudget
+) -> bool:
+    """Store an unknown key's value if the printer's budget allows; a value too big to keep
+    replaces nothing (the old value, which fitted, stays)."""
+    keys, size = _cost(value, MAX_UNKNOWN_VALUE)
+    if size > MAX_UNKNOWN_VALUE:
+        return False
+    keys, size = keys + 1, size + _KEY_COST + len(key)
+    if old is not _MISSING:
+        old_keys, old_size = _cost(old, MAX_UNKNOWN_SIZE)
+        keys, size = keys - old_keys - 1, size - old_size - _KEY_COST - len(key)
+    if not budget.fits(keys, size):
+        return False
+    if not _store(target, key, value, depth):
+        return False
+    budget.keys += keys
+    budget.size += size
+    return True
+
+
 def _merge_by_id(
-    items: list[dict[str, Any]], delta: list[Any], entry: _Obj, depth: int, full: bool
+    items: list[dict[str, Any]],
+    delta: list[Any],
+    entry: _Obj,
+    depth: int,
+    full: bool,
+    *,
+    budget: UnknownBudget | None,
 ) -> bool:
     """Merge a list of objects by `id`; on a full report, drop entries it no longer lists."""
     index = {_id_key(item.get("id")): pos for pos, item in enumerate(items)}
@@ -250,7 +381,7 @@ def _merge_by_id(
             if entry.tray and _is_empty_tray(raw):
                 fresh = _empty_tray(raw)
             else:
-                merge_obj(fresh, raw, entry, depth + 1, full)
+                merge_obj(fresh, raw, entry, depth + 1, full, budget=budget)
             index[ident] = len(items)
             items.append(fresh)
             changed = True
@@ -261,7 +392,7 @@ def _merge_by_id(
         if entry.tray and _is_empty_tray(raw):
             items[pos] = _empty_tray(raw)
             changed = True
-        elif merge_obj(current, raw, entry, depth + 1, full):
+        elif merge_obj(current, raw, entry, depth + 1, full, budget=budget):
             changed = True
     if full and len(seen) < len(items):
         items[:] = [item for item in items if _id_key(item.get("id")) in seen]

@@ -167,3 +167,57 @@ _MODEL_LABELS: Final[dict[PrinterModel, str]] = {
 def model_label(model: PrinterModel) -> str:
     """The name Bambu Lab uses for a model, e.g. "A1 mini"."""
     return _MODEL_LABELS.get(model, model.value)
+
+
+# --- controls (per model; Bambu Lab's spec sheets and the slicer's printer profiles) ----------
+
+_H2_FAMILY: Final = frozenset(
+    {PrinterModel.H2D, PrinterModel.H2DPRO, PrinterModel.H2S, PrinterModel.H2C}
+)
+# A1, A1 mini and A2L have only the part cooling fan; the P1P's auxiliary and chamber fans are
+# optional add-ons it does not report reliably.
+_AUX_FAN_MODELS: Final = (
+    X1_FAMILY | _H2_FAMILY | {PrinterModel.P1S, PrinterModel.P2S, PrinterModel.X2D}
+)
+_CHAMBER_HEATER_MODELS: Final = _H2_FAMILY | {PrinterModel.X1E}
+_AIRDUCT_MODELS: Final = _H2_FAMILY | {PrinterModel.P2S}
+_PROMPT_SOUND_MODELS: Final = frozenset(
+    {PrinterModel.A1, PrinterModel.A1MINI, PrinterModel.H2D, PrinterModel.H2DPRO}
+)
+_HEATBED_LIGHT_MODELS: Final = frozenset({PrinterModel.H2D, PrinterModel.H2DPRO})
+_BUZZER_MODELS: Final = frozenset({PrinterModel.H2D, PrinterModel.H2DPRO})
+
+
+def has_aux_fan(model: PrinterModel | None) -> bool:
+    """Whether the model has an auxiliary (side) part-cooling fan (`M106 P2`)."""
+    return model in _AUX_FAN_MODELS
+
+
+def has_chamber_fan(model: PrinterModel | None) -> bool:
+    """Whether the model has a chamber (exhaust) fan (`M106 P3`)."""
+    return model in _AUX_FAN_MODELS
+
+
+def has_chamber_heater(model: PrinterModel | None) -> bool:
+    """Whether the chamber target can be set (`M141`): X1E and the H2 family."""
+    return model in _CHAMBER_HEATER_MODELS
+
+
+def has_airduct(model: PrinterModel | None) -> bool:
+    """Whether the model switches its air duct between cooling and heating (`set_airduct`)."""
+    return model in _AIRDUCT_MODELS
+
+
+def has_prompt_sound(model: PrinterModel | None) -> bool:
+    """Whether the model plays prompt sounds that `print_option sound_enable` switches."""
+    return model in _PROMPT_SOUND_MODELS
+
+
+def has_heatbed_light(model: PrinterModel | None) -> bool:
+    """Whether the model has a heatbed light (`ledctrl heatbed_light`; never reported back)."""
+    return model in _HEATBED_LIGHT_MODELS
+
+
+def has_buzzer(model: PrinterModel | None) -> bool:
+    """Whether the model has an alarm buzzer that `buzzer_ctrl` can silence."""
+    return model in _BUZZER_MODELS

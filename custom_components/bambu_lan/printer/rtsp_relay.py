@@ -69,8 +69,8 @@ class RtspRelay:
         *,
         port: int = RTSP_PORT,
         pinned_cert: str | None = None,
-        on_auth_failed: Callable[[], None] | None = None,
-        on_authenticated: Callable[[], None] | None = None,
+        on_auth_failed: Callable[[], None] = lambda: None,
+        on_authenticated: Callable[[], None] = lambda: None,
     ) -> None:
         """Nothing listens until `async_start`."""
         self.host = host
@@ -97,6 +97,11 @@ class RtspRelay:
     def url(self) -> str:
         """What Home Assistant's stream component opens (no credentials in it)."""
         return f"rtsp://{LISTEN_HOST}:{self.local_port}/{self.token}{STREAM_PATH}"
+
+    @property
+    def listening(self) -> bool:
+        """Whether the relay accepts viewers (between `async_start` and `async_stop`)."""
+        return self._server is not None
 
     @property
     def _local_base(self) -> bytes:
@@ -209,7 +214,7 @@ class RtspRelay:
         session: _Session,
     ) -> bool:
         """Request by request until PLAY succeeded; True if the media phase starts."""
-        writer, credentials = session.writer, session.credentials
+        writer = session.writer
         while request is not None:
             method = request.start.split(" ", 1)[0]
             async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -217,17 +222,15 @@ class RtspRelay:
             if response is None:
                 return False
             if response.status == 401:
+                # Refused even with our answer (or a challenge we cannot answer): the viewer gets
+                # the refusal without the challenge, which it could not answer either.
                 self.refused = True
-                if self._on_auth_failed is not None:
-                    self._on_auth_failed()
-                response.remove("WWW-Authenticate")
-                writer.write(response.encode())
+                self._on_auth_failed()
+                writer.write(self._to_local(response).encode())
                 await writer.drain()
                 return False
-            if credentials.scheme is not None:
-                self.refused = False
-                if self._on_authenticated is not None:
-                    self._on_authenticated()
+            self.refused = False
+            self._on_authenticated()
             writer.write(self._to_local(response).encode())
             await writer.drain()
             if method == "PLAY" and response.status == 200:

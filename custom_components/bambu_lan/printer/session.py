@@ -59,6 +59,9 @@ MISC_INTERVAL: Final = 5.0
 PUSHALL_MIN_INTERVAL: Final = 300.0
 BACKOFF_INITIAL: Final = 1.0
 BACKOFF_MAX: Final = 60.0
+# The back-off starts over only once a link has stayed up this long: a printer that hangs up
+# right after every login is otherwise reconnected every second.
+STABLE_LINK: Final = 60.0
 _DEBUG_LOG_INTERVAL: Final = 60.0
 
 
@@ -162,6 +165,7 @@ class PrinterSession:
         self._nudged = False
         self._closing = False
         self._keep_connected = False
+        self._backoff = BACKOFF_INITIAL
         self._last_debug_log = 0.0
         self.connected = False
         self.certificate: CertificateReport | None = None
@@ -264,6 +268,15 @@ class PrinterSession:
             }
         )
 
+    def request_full_state(self) -> bool:
+        """Ask for a full report (pushall), at once or when the rate limit allows.
+
+        Returns True when it was sent now, False when it waits for the rate limit. Only while
+        connected (a reconnect asks by itself).
+        """
+        self._request_pushall()
+        return self._pushall_timer is None
+
     def _deferred_pushall(self) -> None:
         self._pushall_timer = None
         if self.connected:
@@ -289,17 +302,17 @@ class PrinterSession:
             )
 
     async def _reconnect_loop(self) -> None:
-        delay = BACKOFF_INITIAL
         try:
             while not self._closing:
                 # Full jitter keeps a farm of printers from reconnecting in lockstep.
-                await asyncio.sleep(delay * (0.5 + random.random() / 2))  # noqa: S311
+                await asyncio.sleep(self._backoff * (0.5 + random.random() / 2))  # noqa: S311
+                # Doubled after a success too: only a link that stays up resets it.
+                self._backoff = min(self._backoff * 2, BACKOFF_MAX)
                 try:
                     await self.async_connect()
                 except (SessionError, PrinterTLSError) as err:
                     if not self._listener.on_reconnect_failed(err):
                         return
-                    delay = min(delay * 2, BACKOFF_MAX)
                     continue
                 self._listener.on_connected(self.certificate)  # type: ignore[arg-type]
                 return
@@ -341,6 +354,9 @@ class PrinterSession:
         self.connected = False
         if self._closing:
             return
+        since = self.stats.connected_since
+        if since is not None and time.monotonic() - since >= STABLE_LINK:
+            self._backoff = BACKOFF_INITIAL
         self.stats.disconnects += 1
         if error is not None:
             self.stats.last_error = _describe(error)

@@ -24,7 +24,7 @@ import copy
 from typing import Any, Final
 
 from .fields import Readable, ReadRecorder, StateFields
-from .merge import PRINT_SCHEMA, merge_obj
+from .merge import PRINT_SCHEMA, UnknownBudget, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
 from .values import AP_BOARDS, ModuleInfo, parse_module_info
 
@@ -43,6 +43,8 @@ class PrinterState(StateFields):
         """Start empty; `serial` (the configured one) is the last resort for the model."""
         self.serial = serial.strip().upper() if isinstance(serial, str) else None
         self._print: dict[str, Any] = {}
+        # Bounds what is kept of keys the schema does not know (any publisher can invent them).
+        self._unknown = UnknownBudget(self._print, PRINT_SCHEMA)
         # Accessors read the print object through `_view`: the dict itself, or a recorder
         # while an entity refreshes (see `record_reads`).
         self._view: Readable = self._print
@@ -120,7 +122,9 @@ class PrinterState(StateFields):
         if full:
             self._awaiting_full = False
         keys: set[str] = set()
-        changed = merge_obj(self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys)
+        changed = merge_obj(
+            self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys, budget=self._unknown
+        )
         self.changed_keys = frozenset(keys)
         if full and not self.full_state_received:
             self.full_state_received = True

@@ -68,6 +68,11 @@ def to_int(value: Any) -> int | None:
     return None if number is None else int(number)
 
 
+def bounded[N: (int, float)](value: N | None, low: N, high: N) -> N | None:
+    """`value` if it lies within [low, high]; None otherwise (a report is not to be trusted)."""
+    return value if value is not None and low <= value <= high else None
+
+
 def to_hex(value: Any) -> int | None:
     """An int from a hex string (`fun`, `stat`) or an int."""
     if type(value) is int:
@@ -94,17 +99,31 @@ def dig(obj: Any, *keys: str) -> Any:
     return obj
 
 
+# What a printer can physically report; anything outside is a broken or forged report and shows
+# as unknown rather than, e.g., an end time past the year 9999.
+TEMP_RANGE: Final = (-50.0, 500.0)  # °C; nozzles reach 350, beds 120, chambers 65
+ID_RANGE: Final = (0, 255)  # AMS unit, tray and nozzle ids
+
+
+def to_temp(value: Any) -> float | None:
+    """A temperature (°C) within what a printer can report."""
+    return bounded(to_float(value), *TEMP_RANGE)
+
+
 def unpack_temp(value: Any) -> tuple[float, float] | None:
     """(current, target) from an H2-style packed temperature: low 16 bits current, high target."""
-    packed = to_int(value)
-    if packed is None or packed < 0:
+    packed = bounded(to_int(value), 0, 0xFFFFFFFF)
+    if packed is None:
         return None
-    return float(packed & 0xFFFF), float((packed >> 16) & 0xFFFF)
+    current, target = float(packed & 0xFFFF), float(packed >> 16)
+    high = TEMP_RANGE[1]
+    return (current, target) if current <= high and target <= high else None
 
 
 def whole_degrees(value: Any) -> float | None:
-    """A temperature rounded to whole degrees (half up, not to even: 219.5 -> 220)."""
-    number = to_float(value)
+    """A temperature rounded to whole degrees (half up, not to even: 219.5 -> 220); None when it
+    is beyond what a printer can report (`TEMP_RANGE`)."""
+    number = to_temp(value)
     return None if number is None else float(math.floor(number + 0.5))
 
 
@@ -199,7 +218,7 @@ def parse_hms_entry(raw: Any) -> HmsEntry | None:
 def parse_tray(raw: Any) -> AmsTray | None:
     if type(raw) is not dict:
         return None
-    slot = to_int(raw.get("id"))
+    slot = bounded(to_int(raw.get("id")), *ID_RANGE)
     if slot is None:
         return None
     tray_type = to_str(raw.get("tray_type"))
@@ -220,7 +239,7 @@ def parse_tray(raw: Any) -> AmsTray | None:
 def parse_ams_unit(raw: Any) -> AmsUnit | None:
     if type(raw) is not dict:
         return None
-    unit_id = to_int(raw.get("id"))
+    unit_id = bounded(to_int(raw.get("id")), *ID_RANGE)
     if unit_id is None:
         return None
     trays = raw.get("tray")
@@ -229,8 +248,8 @@ def parse_ams_unit(raw: Any) -> AmsUnit | None:
     return AmsUnit(
         id=unit_id,
         humidity_index=humidity if humidity is not None and 1 <= humidity <= 5 else None,
-        humidity_percent=to_int(raw.get("humidity_raw")),
-        temp=to_float(raw.get("temp")),
+        humidity_percent=bounded(to_int(raw.get("humidity_raw")), 0, 100),
+        temp=to_temp(raw.get("temp")),
         trays=tuple(tray for tray in parsed if tray is not None),
     )
 
