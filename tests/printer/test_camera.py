@@ -23,6 +23,7 @@ from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKin
 from tests.virtual_printer.camera import CameraProcess
 from tests.virtual_printer.camera_server import make_frames
 from tests.virtual_printer.pki import TestCAs, issue_server
+from tests.virtual_printer.plain import plain_server
 
 SERIAL = "01P00A391800001"
 CODE = "Zq7Kx2Lm"
@@ -127,6 +128,8 @@ async def test_frames_over_tls_share_one_connection(camera_server: Any) -> None:
         assert first.startswith(b"\xff\xd8")
         assert first.endswith(b"\xff\xd9")
         assert first in make_frames()
+        # A snapshot soon after is the newest frame already received, without waiting.
+        assert await camera.async_get_frame() is camera.frame
         seen: list[bytes] = []
 
         async def view() -> None:
@@ -165,13 +168,14 @@ async def test_idle_close_and_reopen(camera_server: Any) -> None:
 
 
 async def test_viewer_keeps_stream_open_past_idle(camera_server: Any) -> None:
-    server = camera_server(fps=20)
-    camera = client(server, idle_timeout=0.1)
+    """Frames 0.2 s apart, idle after 0.05 s: a waiting viewer keeps the upstream open."""
+    server = camera_server(fps=5)
+    camera = client(server, idle_timeout=0.05)
     try:
         count = 0
         async for _frame in camera.frames():
             count += 1
-            if count == 10:  # ~0.5 s: well past the idle timeout
+            if count == 4:  # ~0.6 s: many idle periods
                 break
         assert camera.connections == 1
         async with asyncio.timeout(5):
@@ -199,7 +203,7 @@ async def test_garbage_frames(camera_server: Any) -> None:
 async def test_wrong_code(camera_server: Any, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     server = camera_server()
-    camera = client(server, code="WRONG000")
+    camera = client(server, code="WRONG000", idle_timeout=0.05)
     try:
         with pytest.raises(CameraAuthError) as caught:
             await camera.async_get_frame()
@@ -207,6 +211,9 @@ async def test_wrong_code(camera_server: Any, caplog: pytest.LogCaptureFixture) 
         with pytest.raises(CameraAuthError):  # a viewer gets the refusal too
             async for _frame in camera.frames():
                 pass
+        assert not camera.connected
+        await asyncio.sleep(0.2)  # the idle timer runs out with nothing left to close
+        assert not camera.connected
     finally:
         await camera.async_close()
     assert server.stats()["auth_failed"] == 2
@@ -280,3 +287,99 @@ async def test_viewer_survives_a_dropped_stream(
         assert camera.connections == 2
     finally:
         await camera.async_close()
+
+
+@pytest.mark.parametrize(
+    ("frame_wait", "frame_timeout"), [(0.3, 10.0), (10.0, 0.3)], ids=["snapshot", "upstream"]
+)
+async def test_silent_camera(
+    camera_server: Any, monkeypatch: pytest.MonkeyPatch, frame_wait: float, frame_timeout: float
+) -> None:
+    """The code is accepted but no frame comes: the snapshot gives up, and so does the
+    upstream (a camera silent this long is dead), whichever waits less."""
+    monkeypatch.setattr(camera_module, "FRAME_WAIT", frame_wait)
+    monkeypatch.setattr(camera_module, "FRAME_TIMEOUT", frame_timeout)
+    server = camera_server(silent=True)
+    camera = client(server)
+    try:
+        with pytest.raises(CameraConnectionError, match="no frame from the camera"):
+            await camera.async_get_frame()
+        assert server.stats()["auth_ok"] == 1
+        if frame_timeout < frame_wait:
+            assert not camera.connected
+            assert isinstance(camera.error, CameraConnectionError)
+        else:
+            assert camera.connected  # the upstream stays for the next request (or idle)
+    finally:
+        await camera.async_close()
+
+
+async def test_reset_stream_is_reported_then_reopened(camera_server: Any) -> None:
+    server = camera_server(fps=20)
+    camera = client(server)
+    try:
+        await camera.async_get_frame()
+        server.call("drop", reset=True)  # TCP reset, no TLS close_notify
+        async with asyncio.timeout(5):
+            while camera.connected:
+                await asyncio.sleep(0.02)
+        assert isinstance(camera.error, CameraConnectionError)
+        assert "broke" in str(camera.error) or "closed" in str(camera.error)
+        frame = await camera.async_get_frame()
+        assert frame in make_frames()
+        assert camera.error is None
+        assert camera.connections == 2
+    finally:
+        await camera.async_close()
+
+
+async def test_close_ends_viewers(camera_server: Any) -> None:
+    """Unloading the entry ends every MJPEG viewer instead of leaving it retrying."""
+    server = camera_server(fps=20)
+    camera = client(server)
+    seen: list[bytes] = []
+
+    async def view() -> None:
+        async for frame in camera.frames():
+            seen.append(frame)
+
+    viewer = asyncio.ensure_future(view())
+    try:
+        async with asyncio.timeout(5):
+            while len(seen) < 2:
+                await asyncio.sleep(0.02)
+    finally:
+        await camera.async_close()
+    with pytest.raises(CameraConnectionError, match="closed"):
+        async with asyncio.timeout(5):
+            await viewer
+    assert not camera.connected
+    async with asyncio.timeout(5):
+        while server.stats()["active"]:
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("reply", [None, b"HTTP/1.1 400 Bad Request\r\n\r\n"])
+async def test_not_a_tls_server(
+    socket_enabled: None,
+    trust_test_cas: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reply: bytes | None,
+) -> None:
+    """Something on port 6000 that never finishes a handshake, or does not speak TLS: a TLS
+    error, and not one byte of the auth packet."""
+    monkeypatch.setattr(camera_module, "CONNECT_TIMEOUT", 0.5)
+    async with plain_server(reply) as server:
+        camera = JpegCamera("127.0.0.1", SERIAL, CODE, port=server.port)
+        try:
+            with pytest.raises(PrinterTLSError) as caught:
+                await camera.async_get_frame()
+        finally:
+            await camera.async_close()
+    expected = TLSErrorKind.UNREACHABLE if reply is None else TLSErrorKind.PROTOCOL
+    assert caught.value.kind is expected
+    assert caught.value.port == server.port
+    assert server.connections == 1
+    assert server.received.startswith(b"\x16\x03")  # a ClientHello, nothing after it
+    assert CODE.encode() not in server.received
+    assert b"bblp" not in server.received

@@ -21,7 +21,8 @@ import ssl
 import struct
 from typing import Final
 
-from .tls import PrinterTLSError, TLSErrorKind, async_create_printer_context
+from .tls import PrinterTLSError
+from .tls_stream import async_open_printer_stream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -267,8 +268,20 @@ class JpegCamera:
         self._fail_waiters(error)
 
     async def _stream(self) -> None:
-        context = await async_create_printer_context(self.serial, pinned_cert=self._pinned_cert)
-        reader, writer = await self._open(context)
+        try:
+            reader, writer = await async_open_printer_stream(
+                self.host,
+                self.port,
+                self.serial,
+                pinned_cert=self._pinned_cert,
+                connect_timeout=CONNECT_TIMEOUT,
+            )
+        except PrinterTLSError:
+            raise  # also an OSError when the handshake refused the certificate
+        except OSError as err:
+            raise CameraConnectionError(
+                f"cannot reach the camera at {self.host}:{self.port}: {err.strerror or err}"
+            ) from err
         self.connections += 1
         try:
             # Only after a verified handshake: an impostor never sees the packet.
@@ -295,34 +308,6 @@ class JpegCamera:
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError):
                 await writer.wait_closed()
-
-    async def _open(
-        self, context: ssl.SSLContext
-    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                return await asyncio.open_connection(
-                    self.host,
-                    self.port,
-                    ssl=context,
-                    server_hostname=self.serial,
-                    ssl_handshake_timeout=CONNECT_TIMEOUT,
-                )
-        except PrinterTLSError as err:
-            err.host, err.port = self.host, self.port
-            raise
-        except TimeoutError as err:
-            raise PrinterTLSError(
-                TLSErrorKind.UNREACHABLE, host=self.host, port=self.port, detail="timed out"
-            ) from err
-        except ssl.SSLError as err:
-            raise PrinterTLSError(
-                TLSErrorKind.PROTOCOL, host=self.host, port=self.port, detail=err.reason
-            ) from err
-        except OSError as err:
-            raise CameraConnectionError(
-                f"cannot reach the camera at {self.host}:{self.port}: {err.strerror or err}"
-            ) from err
 
     def _publish(self, frame: bytes) -> None:
         self.frame = frame

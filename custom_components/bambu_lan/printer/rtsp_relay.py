@@ -30,7 +30,8 @@ import ssl
 from typing import Final
 
 from .rtsp_auth import Credentials, RtspMessage, RtspProtocolError, read_message
-from .tls import PrinterTLSError, TLSErrorKind, async_create_printer_context
+from .tls import PrinterTLSError
+from .tls_stream import async_open_printer_stream
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -160,9 +161,10 @@ class RtspRelay:
             up_reader, up_writer = await self._open()
         except (PrinterTLSError, OSError) as err:
             self.error = err
+            _LOGGER.debug("No connection to the camera at %s: %s", self.host, err)
             writer.write(_reply(request, "503 Service Unavailable"))
             await writer.drain()
-            raise
+            return
         self.error = None
         self.sessions += 1
         try:
@@ -187,26 +189,16 @@ class RtspRelay:
         return hmac.compare_digest(uri[: len(prefix)], prefix)
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = await async_create_printer_context(self.serial, pinned_cert=self._pinned_cert)
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT):
-                up_reader, up_writer = await asyncio.open_connection(
-                    self.host,
-                    self.port,
-                    ssl=context,
-                    server_hostname=self.serial,
-                    ssl_handshake_timeout=CONNECT_TIMEOUT,
-                    limit=BUFFER_LIMIT,
-                )
-        except PrinterTLSError as err:
-            err.host, err.port = self.host, self.port
-            raise
-        except TimeoutError as err:
-            raise PrinterTLSError(
-                TLSErrorKind.UNREACHABLE, host=self.host, port=self.port, detail="timed out"
-            ) from err
+        streams = await async_open_printer_stream(
+            self.host,
+            self.port,
+            self.serial,
+            pinned_cert=self._pinned_cert,
+            connect_timeout=CONNECT_TIMEOUT,
+            limit=BUFFER_LIMIT,
+        )
         self.upstreams += 1
-        return up_reader, up_writer
+        return streams
 
     async def _setup(
         self,
