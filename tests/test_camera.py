@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from typing import Any
 
 from homeassistant.components.camera import async_get_image, async_get_stream_source
@@ -11,9 +13,15 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 import pytest
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.bambu_lan.const import DOMAIN
+from custom_components.bambu_lan import camera as camera_platform
+from custom_components.bambu_lan.const import CONF_CA_VERIFIED, CONF_PINNED_CERT, DOMAIN
+from custom_components.bambu_lan.printer import camera as camera_module
+from custom_components.bambu_lan.printer.tls import PrinterTLSError
 from tests.helpers import async_setup_printer, wait_until
 from tests.virtual_printer.camera_server import make_frames
 from tests.virtual_printer.pki import TestCAs, issue_server
@@ -124,6 +132,67 @@ async def test_unreachable_camera(hass: HomeAssistant, virtual_printer: PrinterF
     assert caught.value.translation_key == "camera_unavailable"
 
 
+async def test_mjpeg_refused_answers_502_then_repair(
+    hass: HomeAssistant, hass_client: ClientSessionGenerator, virtual_printer: PrinterFactory
+) -> None:
+    entry, printer = await setup(hass, virtual_printer)
+    assert printer.camera is not None
+    printer.camera.call("access_code", value="N3wC0de9")
+    client = await hass_client()
+    issue_id = f"camera_invalid_auth_{entry.entry_id}"
+    for attempt in range(3):
+        response = await client.get(f"/api/camera_proxy_stream/{ENTITY}")
+        assert response.status == 502
+        opened = ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None
+        assert opened == (attempt == 2)
+    assert printer.camera.stats()["auth_failed"] == 3
+
+
+async def test_mjpeg_viewer_ends_when_an_impostor_takes_over(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    virtual_printer: PrinterFactory,
+    test_cas: TestCAs,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The stream drops and the camera port now presents another printer's certificate: the
+    viewer's stream ends instead of retrying, and the impostor got no auth packet."""
+    monkeypatch.setattr(camera_module, "RETRY_INITIAL", 0.05)
+    entry, printer = await setup(hass, virtual_printer)
+    assert printer.camera is not None
+    client = await hass_client()
+    response = await client.get(f"/api/camera_proxy_stream/{ENTITY}")
+    assert response.status == 200
+    body = b""
+    async with asyncio.timeout(10):
+        while body.count(b"--frameboundary") < 3:
+            body += await response.content.read(65536)
+    before = len(printer.camera.stats()["received"])
+    printer.camera.serve(issue_server("other_serial", printer.serial, test_cas))
+    printer.camera.call("drop")
+    async with asyncio.timeout(10):
+        while await response.content.read(65536):
+            pass  # until the stream ends
+    assert printer.camera.stats()["received"][before:] == [0]
+    await wait_until(lambda: not entry.runtime_data.camera.jpeg.connected)
+    assert isinstance(entry.runtime_data.camera.jpeg.error, PrinterTLSError)
+
+
+async def test_pinned_printer_camera(hass: HomeAssistant, virtual_printer: PrinterFactory) -> None:
+    """A printer trusted by its pinned certificate: the camera port is verified by that pin."""
+    printer = virtual_printer("P1S", "unknown_ca", camera={"fps": 20})
+    entry = await async_setup_printer(
+        hass,
+        printer,
+        title="P1S",
+        options={CONF_PINNED_CERT: printer.identity.leaf.pem.decode()},
+        **{CONF_CA_VERIFIED: False},
+    )
+    assert entry.state is ConfigEntryState.LOADED
+    image = await async_get_image(hass, ENTITY)
+    assert image.content in make_frames()
+
+
 @pytest.mark.parametrize(("model", "has_camera"), [("A1MINI", True), ("X1C", True)])
 async def test_camera_per_model(
     hass: HomeAssistant, virtual_printer: PrinterFactory, model: str, has_camera: bool
@@ -142,6 +211,7 @@ async def test_liveview_disabled_makes_the_camera_unavailable(
     hass: HomeAssistant, virtual_printer: PrinterFactory
 ) -> None:
     entry, printer = await setup(hass, virtual_printer, "X1C")
+    printer.set_state(LIVEVIEW_ON)
     issue_registry = ir.async_get(hass)
     issue_id = f"liveview_disabled_{entry.entry_id}"
     state = hass.states.get("camera.x1c_camera")
@@ -154,8 +224,11 @@ async def test_liveview_disabled_makes_the_camera_unavailable(
     issue = issue_registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
     assert issue.translation_key == "liveview_disabled"
-    with pytest.raises(HomeAssistantError):
+    with pytest.raises(HomeAssistantError) as caught:
         await async_get_image(hass, "camera.x1c_camera")
+    assert caught.value.translation_key == "camera_liveview_off"
+    assert printer.camera is not None
+    assert printer.camera.stats()["connections"] == 0  # nothing asked the printer
 
     printer.set_state(LIVEVIEW_ON)
     await wait_until(lambda: hass.states.get("camera.x1c_camera").state != "unavailable")
@@ -164,8 +237,13 @@ async def test_liveview_disabled_makes_the_camera_unavailable(
 
 @pytest.mark.parametrize("auth", ["digest", "basic"])
 async def test_stream_source_and_snapshot_through_the_relay(
-    hass: HomeAssistant, virtual_printer: PrinterFactory, auth: str
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    virtual_printer: PrinterFactory,
+    caplog: pytest.LogCaptureFixture,
+    auth: str,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     entry, printer = await setup(hass, virtual_printer, "X1C", auth=auth)
     assert printer.camera is not None
     printer.set_state(LIVEVIEW_ON)
@@ -187,14 +265,25 @@ async def test_stream_source_and_snapshot_through_the_relay(
     assert set(stats["schemes"]) == {auth}
     await wait_until(lambda: relay.sessions == 0)  # ffmpeg left: the upstream is closed
 
+    # The access code is in no log line; neither it nor the relay's token is in diagnostics.
+    assert printer.access_code not in caplog.text
+    diagnostics = json.dumps(await get_diagnostics_for_config_entry(hass, hass_client, entry))
+    assert printer.access_code not in diagnostics
+    assert relay.token not in diagnostics
+    assert '"upstreams": 1' in diagnostics
+
     assert await hass.config_entries.async_unload(entry.entry_id)
     with pytest.raises(OSError):
         await asyncio.open_connection("127.0.0.1", relay.local_port)
 
 
 async def test_relay_refusals_and_impostor(
-    hass: HomeAssistant, virtual_printer: PrinterFactory, test_cas: TestCAs
+    hass: HomeAssistant,
+    virtual_printer: PrinterFactory,
+    test_cas: TestCAs,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(camera_platform, "SNAPSHOT_CACHE", 0.0)
     entry, printer = await setup(hass, virtual_printer, "X1C")
     assert printer.camera is not None
     printer.set_state(LIVEVIEW_ON)
@@ -213,8 +302,24 @@ async def test_relay_refusals_and_impostor(
     printer.camera.call("access_code", value=printer.access_code)
     printer.camera.serve(issue_server("unknown_ca", printer.serial, test_cas))
     before = len(printer.camera.stats()["received"])
-    await asyncio.sleep(5.1)  # past the snapshot cache
     with pytest.raises(HomeAssistantError) as caught:
         await async_get_image(hass, "camera.x1c_camera")
     assert caught.value.translation_key == "tls_untrusted_issuer"
     assert printer.camera.stats()["received"][before:] == [0]
+
+
+async def test_relay_to_an_unreachable_camera(
+    hass: HomeAssistant, virtual_printer: PrinterFactory
+) -> None:
+    entry, printer = await setup(hass, virtual_printer, "X1C")
+    assert printer.camera is not None
+    printer.set_state(LIVEVIEW_ON)
+    await wait_until(lambda: hass.states.get("camera.x1c_camera").state != "unavailable")
+    printer.camera.close()
+    printer.camera = None
+    with pytest.raises(HomeAssistantError) as caught:
+        await async_get_image(hass, "camera.x1c_camera")
+    assert caught.value.translation_key == "camera_unavailable"
+    relay = await entry.runtime_data.camera.async_relay()
+    assert isinstance(relay.error, OSError)
+    assert relay.upstreams == 0

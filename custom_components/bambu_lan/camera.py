@@ -91,12 +91,11 @@ class BambuJpegCamera(BambuEntity, Camera):
             await response.write(_part(first) + _part(first))
             async for frame in frames:
                 await response.write(_part(frame))
-        except (CameraError, PrinterTLSError) as err:
-            # The camera refused us again (code, certificate) or the entry unloads.
+        except (CameraError, PrinterTLSError, ConnectionResetError) as err:
+            # The camera refused us again (code, certificate), the entry unloads, or the viewer
+            # left (Home Assistant usually cancels the handler instead).
             link.note_failure(err)
             _LOGGER.debug("Camera stream from %s ended: %s", self.coordinator.host, err)
-        except ConnectionResetError:
-            pass  # the viewer left
         finally:
             await frames.aclose()  # the idle countdown starts
         return response

@@ -112,12 +112,14 @@ class CameraLink:
             return image
         if isinstance(relay.error, PrinterTLSError):
             raise camera_error(relay.error, coordinator.host)
-        reason = CameraAuthError("refused") if relay.refused else CameraError("no picture")
+        if relay.refused:
+            raise camera_error(CameraAuthError("refused"), coordinator.host)
+        reason = CameraError(str(relay.error) if relay.error is not None else "no picture")
         raise camera_error(reason, coordinator.host)
 
     @callback
-    def note_failure(self, err: CameraError | PrinterTLSError) -> None:
-        """A camera failure: only a refused access code counts towards the repair."""
+    def note_failure(self, err: Exception) -> None:
+        """Something failed: only a refused access code counts towards the repair."""
         if isinstance(err, CameraAuthError):
             self.note_auth(accepted=False)
 

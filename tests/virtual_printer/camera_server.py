@@ -169,6 +169,7 @@ async def _control(server: JpegServer | RtspServer, listener: asyncio.Server) ->
         sys.stdout.write(json.dumps(reply) + "\n")
         sys.stdout.flush()
     listener.close()
+    server.drop()  # the listener's wait_closed() would wait for the clients
 
 
 def _apply(server: JpegServer | RtspServer, request: dict[str, Any]) -> Any:

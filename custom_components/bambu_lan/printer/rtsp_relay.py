@@ -157,6 +157,8 @@ class RtspRelay:
             writer.write(_reply(request, "404 Not Found"))
             await writer.drain()
             return  # no upstream for a client without the token
+        # What this session finds explains the viewer's success or failure from now on.
+        self.error, self.refused = None, False
         try:
             up_reader, up_writer = await self._open()
         except (PrinterTLSError, OSError) as err:
@@ -165,7 +167,6 @@ class RtspRelay:
             writer.write(_reply(request, "503 Service Unavailable"))
             await writer.drain()
             return
-        self.error = None
         self.sessions += 1
         try:
             session = _Session(
