@@ -180,6 +180,13 @@ class Firmware:
         except OSError as err:
             _LOGGER.debug("broker not reachable yet: %s", err)
             time.sleep(TICK)
+            return
+        sock = self.client.socket()
+        if sock is not None and sock.getsockname() == sock.getpeername():
+            # TCP simultaneous open: dialling a port nobody listens on (the broker restarting)
+            # connected us to ourselves, holding the port the broker must bind. Let go at once.
+            self.client.disconnect()
+            self.client.loop(timeout=0)
 
     def publish(self, payload: Json | bytes, topic: str | None = None) -> None:
         """Publish on the report topic (QoS 0, never retained, like printers)."""

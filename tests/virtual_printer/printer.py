@@ -152,13 +152,15 @@ class VirtualPrinter:
     def start(self) -> Self:
         """Start the broker and the firmware; return once the printer serves requests."""
         try:
-            # The firmware process takes longest to boot (importing paho): launch it first; it
-            # keeps trying to connect until the broker is up.
-            self.broker.reserve_ports()
-            self._spawn_firmware()
+            # The firmware process takes longest to boot (importing paho): launch it first, but
+            # tell it its port only once the broker listens there. A client dialling a port that
+            # nobody listens on can connect to itself (TCP simultaneous open), and then holds the
+            # very port mosquitto is about to bind.
+            self._launch_firmware()
             self.identity = issue_server(self.profile, self.serial, self._cas)
             self.broker.set_identity(self.identity)
             self.broker.start()
+            self._configure_firmware()
             if self._camera_options is not None:
                 self.camera = CameraProcess(
                     self.identity,
@@ -169,17 +171,45 @@ class VirtualPrinter:
                 )
             if self._want_ftps:
                 self.start_ftps()
-            self._await_reply(0, READY_TIMEOUT)
+            self._await_ready()
         except BaseException:
             self.close()
             raise
         return self
 
-    def _spawn_firmware(self) -> None:
-        process = _POOL.take() if self._prewarm else _spawn_firmware_process()
-        if self._prewarm:
+    def _await_ready(self) -> None:
+        """Wait for the firmware's "ready"; a firmware stuck at boot gets one fresh successor.
+
+        A CI run once saw a (pooled) firmware process never report ready, with nothing in its log.
+        The broker is up at this point, so a second process tells a stuck process (start over)
+        from a broken setup (fail, with both logs).
+        """
+        try:
+            self._await_reply(0, READY_TIMEOUT)
+        except FirmwareError as err:
+            if "timed out" not in str(err):
+                raise
+            first = f"{err}\nbroker log:\n{self.broker.log_tail()}"
+            stuck, self._firmware = self._firmware, None
+            if stuck is not None:
+                stuck.kill()
+                self._end_firmware(stuck)
+            self._buffer = b""
+            self._launch_firmware(fresh=True)
+            self._configure_firmware()
+            try:
+                self._await_reply(0, READY_TIMEOUT)
+            except FirmwareError as again:
+                raise FirmwareError(f"{again}\nbefore that, {first}") from err
+
+    def _launch_firmware(self, *, fresh: bool = False) -> None:
+        pooled = self._prewarm and not fresh
+        self._firmware = _POOL.take() if pooled else _spawn_firmware_process()
+        if pooled:
             _POOL.refill()
-        self._firmware = process
+
+    def _configure_firmware(self) -> None:
+        process = self._require_firmware()
         assert process.stdin is not None
         config = {
             **self._firmware_config,
