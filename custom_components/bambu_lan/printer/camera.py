@@ -17,7 +17,6 @@ import asyncio
 from collections.abc import AsyncGenerator
 import contextlib
 import logging
-import ssl
 import struct
 from typing import Final
 
@@ -287,27 +286,31 @@ class JpegCamera:
             # Only after a verified handshake: an impostor never sees the packet.
             writer.write(auth_packet(self._access_code))
             await writer.drain()
-            parser = FrameParser()
-            received = 0
-            while True:
-                try:
-                    async with asyncio.timeout(FRAME_TIMEOUT):
-                        data = await reader.read(READ_SIZE)
-                except TimeoutError as err:
-                    raise CameraConnectionError("no frame from the camera") from err
-                except (OSError, ssl.SSLError) as err:
-                    raise CameraConnectionError(f"camera stream broke: {err}") from err
-                if not data:
-                    if received == 0:
-                        raise CameraAuthError("the printer refused the access code")
-                    return
-                received += len(data)
-                for frame in parser.feed(data):
-                    self._publish(frame)
+            await self._read_frames(reader)
+        except OSError as err:  # ssl.SSLError included
+            raise CameraConnectionError(f"camera stream broke: {err}") from err
         finally:
             writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
+            with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+    async def _read_frames(self, reader: asyncio.StreamReader) -> None:
+        """Publish frames until the printer ends the stream; no byte at all: a refused code."""
+        parser = FrameParser()
+        received = 0
+        while True:
+            try:
+                async with asyncio.timeout(FRAME_TIMEOUT):
+                    data = await reader.read(READ_SIZE)
+            except TimeoutError as err:
+                raise CameraConnectionError("no frame from the camera") from err
+            if not data:
+                if received == 0:
+                    raise CameraAuthError("the printer refused the access code")
+                return
+            received += len(data)
+            for frame in parser.feed(data):
+                self._publish(frame)
 
     def _publish(self, frame: bytes) -> None:
         self.frame = frame
