@@ -103,6 +103,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._flush_timer: CALLBACK_TYPE | None = None
         self.fanout = ReportFanout(hass.loop, self._deliver)
         """Entities register the report keys they read here; reports reach only their readers."""
+        self.device_id: str | None = None
+        """The printer's device registry id (AMS devices link to it)."""
+        self.ams_platforms: list[set[int]] = []
+        """Per platform, the AMS units whose entities it added (see `ams.async_track_units`)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 

@@ -64,6 +64,7 @@ class VirtualPrinter:
         prewarm: bool = False,
         quirks: Iterable[str] = (),
         camera: dict[str, Any] | bool = False,
+        ams: bool = True,
         ftps: bool = False,
     ) -> None:
         """`prewarm`: take an already started firmware process and start the next one for
@@ -97,6 +98,7 @@ class VirtualPrinter:
             "push_interval": push_interval,
             "demo_print": demo_print,
             "quirks": sorted(quirks),
+            "ams": ams,
         }
         self._prewarm = prewarm
         self._camera_options = {} if camera is True else camera or None
@@ -487,6 +489,18 @@ class VirtualPrinter:
     def set_print_error(self, code: int) -> None:
         """Set `print_error` (0 clears it)."""
         self._call("print_error", code=code)
+
+    def add_ams(self, unit: int, kind: str, extruder: int = 0) -> None:
+        """Plug in an AMS unit ("ams", "ams_lite", "n3f" = AMS 2 Pro, "n3s" = AMS HT)."""
+        self._call("add_ams", unit=unit, type=kind, extruder=extruder)
+
+    def remove_ams(self, unit: int) -> None:
+        """Unplug an AMS unit."""
+        self._call("remove_ams", unit=unit)
+
+    def runout(self, unit: int, slot: int) -> None:
+        """The spool in this AMS slot runs out (a running print pauses with an HMS code)."""
+        self._call("runout", unit=unit, slot=slot)
 
     def received_commands(self) -> list[Json]:
         """Every JSON object received on the request topic, oldest first."""
