@@ -21,7 +21,7 @@ from custom_components.bambu_lan.const import (
     CONF_PINNED_CERT,
     DOMAIN,
 )
-from custom_components.bambu_lan.issues import SIGNED_COMMANDS
+from custom_components.bambu_lan.issues import CAMERA_AUTH, LIVEVIEW_DISABLED, SIGNED_COMMANDS
 from custom_components.bambu_lan.printer.health import FIXABLE_ISSUES, CertificateIssue
 from tests.helpers import printer_entry
 from tests.test_certificate_health import (
@@ -332,7 +332,7 @@ async def test_signed_commands_issue(
 def test_every_issue_has_text() -> None:
     """Each issue key has a title and a description, which a fixable one has in its fix flow."""
     strings = issue_strings()
-    assert set(strings) == {*CertificateIssue, SIGNED_COMMANDS}
+    assert set(strings) == {*CertificateIssue, SIGNED_COMMANDS, CAMERA_AUTH, LIVEVIEW_DISABLED}
     for key, text in strings.items():
         assert text["title"], key
         fixable = key in FIXABLE_ISSUES

@@ -22,6 +22,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from . import issues
+from .camera_link import CameraLink
 from .const import (
     CONF_ACCESS_CODE,
     CONF_CERT_FINGERPRINT,
@@ -87,6 +88,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         )
         # The running job's details from its 3MF (fetched when a print starts).
         self.job = JobTracker(self)
+        # The camera: connects (or listens) on first use.
+        self.camera = CameraLink(self)
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
         self.tls_error_at: str | None = None
@@ -180,6 +183,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
+        await self.camera.async_close()
         await self.ftps.async_close()
         if self.session is not None:
             await self.session.async_close()
@@ -199,6 +203,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if not self.state.apply(message):
             return
         self._check_signed_commands()
+        self.camera.check_liveview()
         self.job.check()
         if self.state.full_state_received:
             self._dispatch(self.events.update(self.state, time.monotonic()))
