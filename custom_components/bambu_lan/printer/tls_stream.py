@@ -1,5 +1,7 @@
 """An asyncio stream to a printer port over verified TLS (camera 6000, RTSPS 322).
 
+The MQTT session and the probes need a plain socket (paho takes it over): `tls_connect.py`.
+
 The context comes from `tls.py` (Bambu Lab CAs or the pinned certificate; the serial as SNI and
 as the name the certificate must carry). Failures come out classified: a `PrinterTLSError` for
 anything about the handshake (refused certificate, timeout, not TLS at all), a plain `OSError`
