@@ -269,7 +269,7 @@ async def test_callbacks_from_a_stale_client_are_ignored(
     session = open_session(printer)
     await session.async_connect()
     stale = object()
-    session._misc(stale)  # no timer is rescheduled for it
+    session._wire._misc(stale)  # no timer is rescheduled for it
     assert session.connected
     # A message on another topic (the broker's ACL would not even deliver one) is dropped.
     dropped = session.stats.dropped_messages
@@ -280,6 +280,46 @@ async def test_callbacks_from_a_stale_client_are_ignored(
     await session.async_close()
     session._watchdog()  # a watchdog firing after close does nothing
     assert session._watchdog_timer is None
+
+
+async def test_socket_callbacks_of_a_stale_client_touch_nothing(
+    open_session: Any, hass: HomeAssistant, virtual_printer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho's socket callbacks for a client we gave up on leave the live socket registered."""
+    printer = virtual_printer("P1S")
+    session = open_session(printer)
+    await session.async_connect()
+    wire = session._wire
+    fileno = wire._fileno
+    stale = object()
+    touched: list[str] = []
+    with monkeypatch.context() as patched:
+        for name in ("add_reader", "remove_reader", "add_writer", "remove_writer"):
+            patched.setattr(hass.loop, name, lambda *_args, name=name: touched.append(name))
+        wire._on_socket_register_write(stale, None, None)
+        wire._on_socket_unregister_write(stale, None, None)
+        wire._on_socket_close(stale, None, None)
+    assert touched == []
+    assert wire._fileno == fileno
+    assert session.connected
+    await session.async_close()
+    assert wire._fileno is None
+
+
+async def test_misc_tick_runs_until_close(
+    open_session: Any, hass: HomeAssistant, virtual_printer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """paho's loop_misc (keepalive pings) ticks on a timer that closing cancels."""
+    monkeypatch.setattr(client, "MISC_INTERVAL", 0.05)
+    printer = virtual_printer("P1S")
+    session = open_session(printer)
+    await session.async_connect()
+    first = session._wire._misc_timer
+    assert first is not None
+    await wait_until(lambda: session._wire._misc_timer is not first)
+    assert session.connected
+    await session.async_close()
+    assert session._wire._misc_timer is None
 
 
 async def test_acks_ignore_malformed_bodies(

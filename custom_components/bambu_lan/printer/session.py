@@ -8,26 +8,41 @@ loop, and closing the session aborts a connect at once, even against a peer that
 
 The TLS context comes from `tls.py`, bound to the serial: the certificate must chain to a bundled
 Bambu CA and carry CN = serial before paho sends a byte of MQTT (and so the access code).
+
+This module holds the session's lifecycle (connect, close, reconnect with back-off, silence
+watchdog, pushall rate limit, commands); `mqtt_wire.py` adapts paho to the loop, `acks.py`
+matches acknowledgements to commands, and `session_api.py` holds what the owner sees (errors,
+listener protocol, statistics; all of them importable from here too).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
-import itertools
 import json
 import logging
 import random
 import ssl
 import time
-from typing import Any, Final, Protocol, override
+from typing import Any, Final
 import uuid
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from .acks import PendingAcks
+from .mqtt_wire import KEEPALIVE, LoopDriver, VerifiedClient
+from .session_api import (
+    CannotConnect,
+    CommandError,
+    ConnectTimeout,
+    InvalidAuth,
+    SessionClosed,
+    SessionError,
+    SessionListener,
+    SessionStats,
+)
 from .tls import (
     CertificateReport,
     PrinterTLSError,
@@ -37,10 +52,37 @@ from .tls import (
 )
 from .values import decode_payload
 
+# Also the names of session_api.py and mqtt_wire.py that this module always offered.
+__all__ = [
+    "BACKOFF_INITIAL",
+    "BACKOFF_MAX",
+    "COMMAND_TIMEOUT",
+    "CONNECT_TIMEOUT",
+    "KEEPALIVE",
+    "MISC_INTERVAL",
+    "PUSHALL_MIN_INTERVAL",
+    "SILENCE_DROP",
+    "SILENCE_NUDGE",
+    "STABLE_LINK",
+    "USERNAME",
+    "WATCHDOG_INTERVAL",
+    "CannotConnect",
+    "CommandError",
+    "ConnectTimeout",
+    "InvalidAuth",
+    "PrinterSession",
+    "SessionClosed",
+    "SessionError",
+    "SessionListener",
+    "SessionStats",
+]
+
 _LOGGER = logging.getLogger(__name__)
 
+# The paho client under the name it had here.
+_Client = VerifiedClient
+
 USERNAME: Final = "bblp"
-KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drops the link
 # Each of the TCP connect, the TLS handshake and the wait for CONNACK.
 CONNECT_TIMEOUT: Final = 10.0
 COMMAND_TIMEOUT: Final = 10.0
@@ -60,93 +102,6 @@ BACKOFF_MAX: Final = 60.0
 # right after every login is otherwise reconnected every second.
 STABLE_LINK: Final = 60.0
 _DEBUG_LOG_INTERVAL: Final = 60.0
-
-
-class SessionError(Exception):
-    """Base class of the session's errors (messages never contain the access code)."""
-
-
-class CannotConnect(SessionError):
-    """The MQTT login did not complete for a reason other than a rejected access code."""
-
-
-class ConnectTimeout(CannotConnect):
-    """The TLS connection opened but the printer did not answer the MQTT login in time."""
-
-
-class SessionClosed(CannotConnect):
-    """The session was closed (unload, shutdown) while it was connecting."""
-
-
-class InvalidAuth(SessionError):
-    """The printer rejected the access code (CONNACK 5, not authorised)."""
-
-
-class CommandError(SessionError):
-    """A command was refused by the printer, timed out, or could not be sent."""
-
-    def __init__(self, command: str, kind: str, reason: str = "") -> None:
-        """Describe the failure: kind is one of failed, timeout, not_connected."""
-        super().__init__(f"{command}: {kind}{f' ({reason})' if reason else ''}")
-        self.command = command
-        self.kind = kind
-        self.reason = reason
-
-
-class SessionListener(Protocol):
-    """What the session tells its owner (all called on the event loop)."""
-
-    def on_report(self, message: dict[str, Any]) -> None:
-        """A decoded report from the printer's report topic."""
-
-    def on_connected(self, certificate: CertificateReport) -> None:
-        """The session is (re)connected and logged in; the certificate is the live one."""
-
-    def on_disconnected(self, error: Exception | None) -> None:
-        """The link dropped (or a reconnect attempt failed with error)."""
-
-    def on_reconnect_failed(self, error: Exception) -> bool:
-        """A reconnect attempt failed; return False to stop retrying (e.g. bad access code)."""
-
-
-class _Client(mqtt.Client):
-    """A paho client that logs in over a socket we connected and verified on the event loop.
-
-    paho would open its socket itself, blocking in the TCP connect and the TLS handshake; that
-    had to run in the executor, where a peer that accepts TCP and never answers held a thread
-    (and the socket) that closing the session could not take back.
-    """
-
-    _verified: ssl.SSLSocket | None = None
-
-    def connect_over(self, sock: ssl.SSLSocket, host: str, port: int) -> None:
-        """Send CONNECT over `sock` (the CONNACK arrives through the loop's reader)."""
-        self._verified = sock
-        try:
-            self.connect(host, port, KEEPALIVE)
-        except BaseException:
-            sock.close()
-            raise
-
-    @override
-    def _create_socket(self) -> ssl.SSLSocket:
-        sock, self._verified = self._verified, None
-        if sock is None:  # paho never opens a connection of its own
-            raise ConnectionError("no verified connection to log in over")
-        return sock
-
-
-@dataclass
-class SessionStats:
-    """Counters for diagnostics."""
-
-    connects: int = 0
-    disconnects: int = 0
-    messages: int = 0
-    dropped_messages: int = 0
-    last_error: str | None = None
-    last_message_monotonic: float | None = None
-    connected_since: float | None = None
 
 
 class PrinterSession:
@@ -179,16 +134,13 @@ class PrinterSession:
         self._request_topic = f"device/{serial}/request"
         self._loop = asyncio.get_running_loop()
         self._client: mqtt.Client | None = None
+        self._wire = LoopDriver(self._loop)
         self._opening: asyncio.Task[ssl.SSLSocket] | None = None
-        self._fileno: int | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
-        self._misc_timer: asyncio.TimerHandle | None = None
         self._watchdog_timer: asyncio.TimerHandle | None = None
         self._pushall_timer: asyncio.TimerHandle | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
-        # (type key, sequence_id) -> (command, future awaiting the acknowledgement)
-        self._pending: dict[tuple[str, str], tuple[str, asyncio.Future[dict[str, Any]]]] = {}
-        self._sequence = itertools.count(random.randrange(10_000, 20_000))  # noqa: S311 - not a secret
+        self._acks = PendingAcks(self._loop)
         self._last_pushall: float | None = None
         self._nudged = False
         self._closing = False
@@ -213,7 +165,7 @@ class PrinterSession:
         if self._closing:
             raise SessionClosed(f"{self.host}:{self.port}: the session is closed")
         context = await async_create_printer_context(self.serial, pinned_cert=self._pinned_cert)
-        client = _Client(
+        client = VerifiedClient(
             CallbackAPIVersion.VERSION2,
             client_id=f"bambu_lan_{uuid.uuid4().hex[:12]}",
             protocol=MQTTProtocolVersion.MQTTv311,
@@ -226,15 +178,12 @@ class PrinterSession:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
-        client.on_socket_open = self._on_socket_open
-        client.on_socket_close = self._on_socket_close
-        client.on_socket_register_write = self._on_socket_register_write
-        client.on_socket_unregister_write = self._on_socket_unregister_write
         connack: asyncio.Future[ReasonCode] = self._loop.create_future()
         self._connack = connack
         try:
             sock = await self._async_open(context)
             self._client = client
+            self._wire.attach(client, MISC_INTERVAL)
             client.connect_over(sock, self.host, self.port)
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 reason = await connack
@@ -389,16 +338,16 @@ class PrinterSession:
             client.loop_write()
         self._teardown_client()
         self.connected = False
-        self._fail_pending()
+        self._acks.fail_all()
 
     def _teardown_client(self) -> None:
-        for timer in (self._misc_timer, self._watchdog_timer, self._pushall_timer):
+        for timer in (self._watchdog_timer, self._pushall_timer):
             if timer is not None:
                 timer.cancel()
-        self._misc_timer = self._watchdog_timer = self._pushall_timer = None
+        self._watchdog_timer = self._pushall_timer = None
+        self._wire.detach()
         client = self._client
         if client is not None:
-            self._async_forget_socket(client)
             self._client = None
             client.on_disconnect = None
             sock = client.socket()
@@ -418,53 +367,11 @@ class PrinterSession:
         if error is not None:
             self.stats.last_error = _describe(error)
         self._teardown_client()
-        self._fail_pending()
+        self._acks.fail_all()
         self._listener.on_disconnected(error)
         self._schedule_reconnect()
 
     # --- paho callbacks (all on the loop: paho runs nothing of its own) ---------------------
-
-    def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
-        # Register by descriptor number: by the time paho reports a close the socket object
-        # already says -1, and the loop would no longer find it.
-        self._fileno = fileno = sock.fileno()
-        self._loop.add_reader(fileno, self._read, client, sock)
-        self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc, client)
-
-    def _on_socket_close(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
-        self._async_forget_socket(client)
-
-    def _async_forget_socket(self, client: mqtt.Client) -> None:
-        if client is not self._client or self._fileno is None:
-            return
-        self._loop.remove_reader(self._fileno)
-        self._loop.remove_writer(self._fileno)
-        self._fileno = None
-
-    def _on_socket_register_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
-        if client is self._client and self._fileno is not None:
-            self._loop.add_writer(self._fileno, self._write, client)
-
-    def _on_socket_unregister_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
-        if client is self._client and self._fileno is not None:
-            self._loop.remove_writer(self._fileno)
-
-    def _read(self, client: mqtt.Client, sock: ssl.SSLSocket) -> None:
-        # paho reads one packet per call; TLS may already hold more decrypted bytes that the
-        # socket's readiness will not announce again, so drain them here.
-        while client.loop_read() == mqtt.MQTT_ERR_SUCCESS and client is self._client:
-            if sock.fileno() == -1 or not sock.pending():
-                break
-
-    def _write(self, client: mqtt.Client) -> None:
-        client.loop_write()
-
-    def _misc(self, client: mqtt.Client) -> None:
-        if client is not self._client:
-            return
-        client.loop_misc()
-        if client is self._client:
-            self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc, client)
 
     def _on_connect(
         self, _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
@@ -491,8 +398,8 @@ class PrinterSession:
             self._drop(f"undecodable payload of {len(msg.payload)} bytes")
             return
         self.stats.messages += 1
-        if self._pending:
-            self._match_ack(message)
+        if self._acks:
+            self._acks.match(message)
         self._listener.on_report(message)
 
     def _drop(self, reason: str) -> None:
@@ -526,7 +433,7 @@ class PrinterSession:
     # --- commands --------------------------------------------------------------------------------
 
     def _next_seq(self) -> str:
-        return str(next(self._sequence))
+        return self._acks.next_seq()
 
     def _publish(self, payload: dict[str, Any]) -> None:
         assert self._client is not None
@@ -544,8 +451,7 @@ class PrinterSession:
         if not self.connected or self._client is None:
             raise CommandError(command, "not_connected")
         sequence = self._next_seq()
-        future: asyncio.Future[dict[str, Any]] = self._loop.create_future()
-        self._pending[(kind, sequence)] = (command, future)
+        future = self._acks.expect(kind, sequence, command)
         try:
             self._publish({kind: {"sequence_id": sequence, "command": command, **(params or {})}})
             async with asyncio.timeout(COMMAND_TIMEOUT if ack_timeout is None else ack_timeout):
@@ -553,28 +459,11 @@ class PrinterSession:
         except TimeoutError:
             raise CommandError(command, "timeout") from None
         finally:
-            self._pending.pop((kind, sequence), None)
+            self._acks.discard(kind, sequence)
         result = str(ack.get("result", "success")).lower()
         if result != "success":
             raise CommandError(command, "failed", str(ack.get("reason") or ""))
         return ack
-
-    def _match_ack(self, message: dict[str, Any]) -> None:
-        for kind, body in message.items():
-            if not isinstance(body, dict):
-                continue
-            pending = self._pending.get((kind, str(body.get("sequence_id"))))
-            if pending is None:
-                continue
-            command, future = pending
-            if body.get("command") == command and not future.done():
-                future.set_result(body)
-
-    def _fail_pending(self) -> None:
-        for command, future in self._pending.values():
-            if not future.done():
-                future.set_exception(CommandError(command, "not_connected"))
-        self._pending.clear()
 
 
 def _describe(err: BaseException) -> str:

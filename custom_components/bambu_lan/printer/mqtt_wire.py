@@ -1,0 +1,119 @@
+"""paho-mqtt over a socket we verified, driven by the asyncio event loop (no thread).
+
+paho would open its socket itself, blocking in the TCP connect and the TLS handshake; that had to
+run in the executor, where a peer that accepts TCP and never answers held a thread (and the
+socket) that closing the session could not take back. Here paho is handed the finished socket
+(`VerifiedClient`), and `LoopDriver` feeds it from `loop.add_reader` / `add_writer` and a
+`loop_misc` timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from typing import Any, Final, override
+
+import paho.mqtt.client as mqtt
+
+KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drops the link
+
+
+class VerifiedClient(mqtt.Client):
+    """A paho client that logs in over a socket we connected and verified on the event loop."""
+
+    _verified: ssl.SSLSocket | None = None
+
+    def connect_over(self, sock: ssl.SSLSocket, host: str, port: int) -> None:
+        """Send CONNECT over `sock` (the CONNACK arrives through the loop's reader)."""
+        self._verified = sock
+        try:
+            self.connect(host, port, KEEPALIVE)
+        except BaseException:
+            sock.close()
+            raise
+
+    @override
+    def _create_socket(self) -> ssl.SSLSocket:
+        sock, self._verified = self._verified, None
+        if sock is None:  # paho never opens a connection of its own
+            raise ConnectionError("no verified connection to log in over")
+        return sock
+
+
+class LoopDriver:
+    """Runs the I/O of the session's current paho client on the event loop.
+
+    paho's socket callbacks register its socket with the loop. Callbacks of any client but the
+    attached one (a client the session already gave up on) touch nothing.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Drive nothing until `attach`."""
+        self._loop = loop
+        self._misc_interval = 0.0
+        self._client: mqtt.Client | None = None
+        self._fileno: int | None = None
+        self._misc_timer: asyncio.TimerHandle | None = None
+
+    def attach(self, client: mqtt.Client, misc_interval: float) -> None:
+        """Drive `client` from now on (before it connects: its socket opens in `connect`).
+
+        `misc_interval` is the tick of paho's `loop_misc` (keepalive pings, their timeouts).
+        """
+        self._client = client
+        self._misc_interval = misc_interval
+        client.on_socket_open = self._on_socket_open
+        client.on_socket_close = self._on_socket_close
+        client.on_socket_register_write = self._on_socket_register_write
+        client.on_socket_unregister_write = self._on_socket_unregister_write
+
+    def detach(self) -> None:
+        """Stop driving the client: no reader, writer or timer is left on the loop."""
+        if self._misc_timer is not None:
+            self._misc_timer.cancel()
+            self._misc_timer = None
+        if self._client is not None:
+            self._forget_socket(self._client)
+            self._client = None
+
+    def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
+        # Register by descriptor number: by the time paho reports a close the socket object
+        # already says -1, and the loop would no longer find it.
+        self._fileno = fileno = sock.fileno()
+        self._loop.add_reader(fileno, self._read, client, sock)
+        self._misc_timer = self._loop.call_later(self._misc_interval, self._misc, client)
+
+    def _on_socket_close(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        self._forget_socket(client)
+
+    def _forget_socket(self, client: mqtt.Client) -> None:
+        if client is not self._client or self._fileno is None:
+            return
+        self._loop.remove_reader(self._fileno)
+        self._loop.remove_writer(self._fileno)
+        self._fileno = None
+
+    def _on_socket_register_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        if client is self._client and self._fileno is not None:
+            self._loop.add_writer(self._fileno, self._write, client)
+
+    def _on_socket_unregister_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
+        if client is self._client and self._fileno is not None:
+            self._loop.remove_writer(self._fileno)
+
+    def _read(self, client: mqtt.Client, sock: ssl.SSLSocket) -> None:
+        # paho reads one packet per call; TLS may already hold more decrypted bytes that the
+        # socket's readiness will not announce again, so drain them here.
+        while client.loop_read() == mqtt.MQTT_ERR_SUCCESS and client is self._client:
+            if sock.fileno() == -1 or not sock.pending():
+                break
+
+    def _write(self, client: mqtt.Client) -> None:
+        client.loop_write()
+
+    def _misc(self, client: mqtt.Client) -> None:
+        if client is not self._client:
+            return
+        client.loop_misc()
+        if client is self._client:
+            self._misc_timer = self._loop.call_later(self._misc_interval, self._misc, client)
