@@ -27,8 +27,7 @@ import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 import pytest_socket
 
-from custom_components.bambu_lan import config_flow, discovery, issues
-from custom_components.bambu_lan.config_flow import PinnableCertificate
+from custom_components.bambu_lan import config_flow, discovery, flow_validation, issues
 from custom_components.bambu_lan.const import (
     CONF_ACCESS_CODE,
     CONF_CA_VERIFIED,
@@ -38,6 +37,7 @@ from custom_components.bambu_lan.const import (
     CONF_SERIAL,
     DOMAIN,
 )
+from custom_components.bambu_lan.flow_pin import PinnableCertificate
 from custom_components.bambu_lan.issues import display_text
 from custom_components.bambu_lan.printer import session as client
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
@@ -90,7 +90,7 @@ def no_entry_setup() -> Iterator[None]:
 @pytest.fixture
 def fast_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
     """A silent printer fails the flow quickly."""
-    monkeypatch.setattr(config_flow, "VALIDATION_TIMEOUT", 0.5)
+    monkeypatch.setattr(flow_validation, "VALIDATION_TIMEOUT", 0.5)
 
 
 def leaf_cn(printer: VirtualPrinter) -> str:
@@ -429,7 +429,7 @@ async def test_unconfirmed_other_serial_is_not_named(
 
 def test_validation_session_never_retries() -> None:
     """The short validation connection has no reconnect loop to keep alive."""
-    assert config_flow._Quiet().on_reconnect_failed(ConnectionError()) is False
+    assert flow_validation._Quiet().on_reconnect_failed(ConnectionError()) is False
 
 
 async def test_cannot_connect_closed_port(
