@@ -54,12 +54,13 @@ from .flow_schemas import (
     RECONFIGURE_SCHEMA,
     TRUST_FIELD,
     USER_SCHEMA,
+    TypedPrinter,
+    discovered_fields,
     keep_typed,
 )
 from .flow_validation import FlowError, async_validate_entry, async_validate_printer
 from .issues import display_text
 from .options_flow import BambuOptionsFlow
-from .printer.announce import SERIAL_RE
 from .printer.hosts import normalize_host
 from .printer.tls import PrinterTLSError, async_probe_printer
 
@@ -109,18 +110,9 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         placeholders: dict[str, str] = {}
         offer, self._offer = self._offer, None
         if user_input is not None:
-            host = normalize_host(user_input[CONF_HOST]) or ""
-            serial = user_input[CONF_SERIAL].strip().upper()
-            access_code = user_input[CONF_ACCESS_CODE].strip()
-            if host:
-                user_input = {**user_input, CONF_HOST: host}
-            else:
-                errors[CONF_HOST] = "invalid_host"
-            user_input = {**user_input, CONF_SERIAL: serial}
-            if not SERIAL_RE.fullmatch(serial):
-                errors[CONF_SERIAL] = "invalid_serial"
-            if not ACCESS_CODE_RE.fullmatch(access_code):
-                errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
+            typed = TypedPrinter.read(user_input)
+            host, serial, access_code = typed.host, typed.serial, typed.access_code
+            user_input, errors = typed.shown, typed.errors
             if not errors:
                 # A discovered flow for the same printer may be open: the user may finish here.
                 await self.async_set_unique_id(serial, raise_on_progress=False)
@@ -172,13 +164,7 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         if entry is not None:
             await self._async_follow_address(entry, host)
             self._abort_if_unique_id_configured()
-        # Anyone on the network can announce any name: shown only as plain text.
-        self._discovered = {
-            CONF_HOST: host,
-            CONF_SERIAL: serial,
-            CONF_MODEL: display_text(discovery_info.get(CONF_MODEL) or "") or "Bambu Lab",
-            CONF_NAME: display_text(discovery_info.get(CONF_NAME) or "") or serial,
-        }
+        self._discovered = discovered_fields(discovery_info)
         self.context["title_placeholders"] = {
             "name": f"{self._discovered[CONF_MODEL]} {self._discovered[CONF_NAME]}",
             "host": host,

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 import re
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from homeassistant.helpers.selector import (
     BooleanSelector,
@@ -15,6 +16,10 @@ from homeassistant.helpers.selector import (
 import probatio
 
 from .const import CONF_ACCESS_CODE, CONF_HOST, CONF_SERIAL
+from .discovery import CONF_MODEL, CONF_NAME
+from .issues import display_text
+from .printer.announce import SERIAL_RE
+from .printer.hosts import normalize_host
 
 ACCESS_CODE_RE: Final = re.compile(r"[0-9A-Za-z]{8}")
 
@@ -59,3 +64,46 @@ def keep_typed(
     if errors.get("base") == "invalid_auth":
         dropped.add(CONF_ACCESS_CODE)
     return {key: value for key, value in user_input.items() if key not in dropped}
+
+
+@dataclass(frozen=True, slots=True)
+class TypedPrinter:
+    """The add-printer form's fields, normalized and checked."""
+
+    host: str
+    serial: str
+    access_code: str
+    shown: dict[str, Any]  # what the form shows again: the host and serial as normalized
+    errors: dict[str, str]
+
+    @classmethod
+    def read(cls, user_input: dict[str, Any]) -> Self:
+        """Normalize the host and serial and check every field's format."""
+        errors: dict[str, str] = {}
+        host = normalize_host(user_input[CONF_HOST]) or ""
+        serial = user_input[CONF_SERIAL].strip().upper()
+        access_code = user_input[CONF_ACCESS_CODE].strip()
+        if host:
+            user_input = {**user_input, CONF_HOST: host}
+        else:
+            errors[CONF_HOST] = "invalid_host"
+        user_input = {**user_input, CONF_SERIAL: serial}
+        if not SERIAL_RE.fullmatch(serial):
+            errors[CONF_SERIAL] = "invalid_serial"
+        if not ACCESS_CODE_RE.fullmatch(access_code):
+            errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
+        return cls(host, serial, access_code, user_input, errors)
+
+
+def discovered_fields(discovery_info: Mapping[str, Any]) -> dict[str, str]:
+    """What the discovery dialog shows of an announcement.
+
+    Anyone on the network can announce any name: shown only as plain text.
+    """
+    serial: str = discovery_info[CONF_SERIAL]
+    return {
+        CONF_HOST: discovery_info[CONF_HOST],
+        CONF_SERIAL: serial,
+        CONF_MODEL: display_text(discovery_info.get(CONF_MODEL) or "") or "Bambu Lab",
+        CONF_NAME: display_text(discovery_info.get(CONF_NAME) or "") or serial,
+    }
