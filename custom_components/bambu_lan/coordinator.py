@@ -99,6 +99,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
         self._flush_timer: CALLBACK_TYPE | None = None
         self.fanout = ReportFanout(hass.loop, self._deliver)
+        # Report keys the last signed-commands, job and event check read (see `on_report`).
+        self._report_reads: frozenset[str] | None = None
         """Entities register the report keys they read here; reports reach only their readers."""
 
     # --- lifecycle ---------------------------------------------------------------------------
@@ -178,12 +180,28 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_report(self, message: dict[str, Any]) -> None:
         """Merge a report; tell the entities that read what it changed."""
-        if not self.state.apply(message):
+        state = self.state
+        if not state.apply(message):
             return
-        self._check_signed_commands()
-        self.job.check()
-        if self.state.full_state_received:
-            self._dispatch(self.events.update(self.state, time.monotonic()))
+        changed, reads = state.changed_keys, self._report_reads
+        # Signed commands, the running job and the printer's events depend on a few report keys
+        # (recorded while they are read): a report that changed none of them is nothing new.
+        if changed is None or reads is None or not reads.isdisjoint(changed):
+            state.record_reads()
+            try:
+                required = state.signed_commands_required
+                job = self.job.running(state)
+                events = (
+                    self.events.update(state, time.monotonic())
+                    if state.full_state_received
+                    else None
+                )
+            finally:
+                self._report_reads = state.recorded_reads()
+            self._check_signed_commands(required)
+            self.job.follow(job)
+            if events is not None:
+                self._dispatch(events)
         if not self._full_report.is_set():
             if self.state.full_state_received:
                 self._full_report.set()
@@ -360,8 +378,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     def _async_daily_check(self, _now: datetime) -> None:
         self.async_check_certificate()
 
-    def _check_signed_commands(self) -> None:
-        required = self.state.signed_commands_required
+    def _check_signed_commands(self, required: bool | None) -> None:
         if required is None or required == self._signed_commands_required:
             return
         self._signed_commands_required = required
