@@ -17,7 +17,7 @@ import pytest
 from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.coordinator import BambuCoordinator
 from custom_components.bambu_lan.entity import BambuEntity
-from custom_components.bambu_lan.fanout import BURST, RATE, ReportFanout
+from custom_components.bambu_lan.fanout import BURST, MAX_SHARED_READS, RATE, ReportFanout
 from tests.test_entities import setup_printer, state_of, wait_for_state
 from tests.virtual_printer.models import pack_temp, spec_for, version_modules
 from tests.virtual_printer.printer import PrinterFactory
@@ -84,6 +84,28 @@ def test_index_follows_the_reads() -> None:
     assert fanout.readers({"layer_num"}) == [first]
     fanout.index(second, {"device.bed", "device"}, ())
     assert fanout.indexed_keys == {"layer_num"}
+
+
+def test_index_shares_equal_key_sets() -> None:
+    """Listeners that read the same keys keep one frozenset; the sharing cache is bounded."""
+    fanout, _, _ = make_fanout()
+
+    def first() -> None: ...
+    def second() -> None: ...
+
+    mine = fanout.index(first, (), {"mc_percent", "layer_num"})
+    theirs = fanout.index(second, (), ["layer_num", "mc_percent"])
+    assert mine == {"mc_percent", "layer_num"}
+    assert theirs is mine
+    def third() -> None: ...
+
+    for number in range(MAX_SHARED_READS + 1):
+        fanout.index(third, {f"key{number - 1}"}, {f"key{number}"})
+    assert len(fanout._shared) <= MAX_SHARED_READS
+    again = fanout.index(second, theirs, {"layer_num", "mc_percent"})
+    assert again == mine
+    assert fanout.readers({"layer_num"}) == [first, second]
+    assert fanout.readers({f"key{MAX_SHARED_READS}", "key0"}) == [third]
 
 
 def test_ordinary_traffic_is_delivered_at_once() -> None:

@@ -16,6 +16,7 @@ from homeassistant.exceptions import (
     ConfigEntryNotReady,
     HomeAssistantError,
 )
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -99,6 +100,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
         self._flush_timer: CALLBACK_TYPE | None = None
         self.fanout = ReportFanout(hass.loop, self._deliver)
+        self.entity_device_info: DeviceInfo | None = None
+        """The device info the entities last created carry (see `BambuEntity`)."""
         # Report keys the last signed-commands, job and event check read (see `on_report`).
         self._report_reads: frozenset[str] | None = None
         """Entities register the report keys they read here; reports reach only their readers."""

@@ -20,6 +20,9 @@ RATE: Final = 5.0
 BURST: Final = 5
 """Deliveries allowed back to back before `RATE` applies (ordinary traffic never waits)."""
 
+MAX_SHARED_READS: Final = 512
+"""Distinct key sets kept for sharing (a printer's entities read a few dozen)."""
+
 type Listener = Callable[[], None]
 type Deliver = Callable[[frozenset[str] | None], None]
 
@@ -32,6 +35,7 @@ class ReportFanout:
         self._loop = loop
         self._deliver = deliver
         self._readers: dict[str, dict[Listener, None]] = {}
+        self._shared: dict[frozenset[str], frozenset[str]] = {}
         self._tokens = float(BURST)
         self._tokens_at = loop.time()
         self._pending: frozenset[str] | None = frozenset()
@@ -39,9 +43,16 @@ class ReportFanout:
 
     # --- the index ---------------------------------------------------------------------------
 
-    def index(self, listener: Listener, old: Iterable[str], new: Iterable[str]) -> None:
-        """Move `listener` from the keys it read before (`old`) to the ones it reads now."""
-        old_keys, new_keys = set(old), set(new)
+    def index(self, listener: Listener, old: Iterable[str], new: Iterable[str]) -> frozenset[str]:
+        """Move `listener` from the keys it read before (`old`) to the ones it reads now.
+
+        Returns the new keys as a frozenset shared with every listener that reads the same keys
+        (most of a printer's entities read one to three keys; a frozenset takes 200 bytes).
+        """
+        old_keys, new_keys = set(old), frozenset(new)
+        if len(self._shared) >= MAX_SHARED_READS:
+            self._shared.clear()  # only a cache: sets already handed out stay valid
+        shared = self._shared.setdefault(new_keys, new_keys)
         for key in old_keys - new_keys:
             readers = self._readers.get(key)
             if readers is not None:
@@ -50,6 +61,7 @@ class ReportFanout:
                     del self._readers[key]
         for key in new_keys - old_keys:
             self._readers.setdefault(key, {})[listener] = None
+        return shared
 
     def readers(self, changed: Iterable[str]) -> list[Listener]:
         """The listeners that read any of `changed`, each once, in registration order."""

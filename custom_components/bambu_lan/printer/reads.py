@@ -94,5 +94,9 @@ class RecordedReads:
         An entity that read none of `changed_keys` after a report shows what it showed before,
         so it need not be evaluated again (the coordinator's fan-out stays small).
         """
+        return frozenset(self.stop_recording())
+
+    def stop_recording(self) -> set[str]:
+        """Stop recording; the keys read since `record_reads` (the caller's to keep)."""
         view, self._view = self._view, self._print
-        return frozenset(view.keys) if type(view) is ReadRecorder else frozenset()
+        return view.keys if type(view) is ReadRecorder else set()

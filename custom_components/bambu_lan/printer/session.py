@@ -219,6 +219,8 @@ class PrinterSession:
                     f"{self.host}:{self.port}: no MQTT answer within {CONNECT_TIMEOUT:.0f} s"
                 ) from None
             raise
+        # The future holds paho's reason code, which carries a table of every code's name.
+        self._connack = None
         if reason.is_failure:
             self._teardown_client()
             # CONNACK 4 (bad user name or password) and 5 (not authorised) both mean the code.
