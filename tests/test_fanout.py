@@ -97,6 +97,7 @@ def test_index_shares_equal_key_sets() -> None:
     theirs = fanout.index(second, (), ["layer_num", "mc_percent"])
     assert mine == {"mc_percent", "layer_num"}
     assert theirs is mine
+
     def third() -> None: ...
 
     for number in range(MAX_SHARED_READS + 1):
