@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from itertools import compress, repeat
-from operator import ne
 import time
 from typing import Any, Final
 
@@ -245,12 +243,11 @@ def merge_obj(
     is kept of unknown keys (None: no bound).
     """
     get = target.get
-    # Fast path: one comparison per key (nested objects compare as a whole), looped in C
-    # (`compress` over `map`s), so a report that repeats the stored state, the common case for
-    # X1 full reports, costs no recursion, no per-field work and no Python bytecode per key.
-    # NaN never equals itself and goes the slow way.
-    stored = map(get, delta, repeat(_MISSING), strict=False)
-    differing = list(compress(delta, map(ne, stored, delta.values(), strict=True)))
+    # Fast path: one C-level comparison per key (nested objects compare as a whole), so a
+    # report that repeats the stored state, the common case for X1 full reports, costs no
+    # recursion and no per-field work. NaN never equals itself and goes the slow way. (Looping
+    # in C with `compress`/`map` measured no faster for X1 reports and slower for P1 deltas.)
+    differing = [key for key, value in delta.items() if get(key, _MISSING) != value]
     if not differing:
         return False
     changed = False
