@@ -100,11 +100,11 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._event_listeners: list[Callable[[PrinterEvent], None]] = []
         self._flush_timer: CALLBACK_TYPE | None = None
         self.fanout = ReportFanout(hass.loop, self._deliver)
+        """Entities register the report keys they read here; reports reach only their readers."""
         self.entity_device_info: DeviceInfo | None = None
         """The device info the entities last created carry (see `BambuEntity`)."""
         # Report keys the last signed-commands, job and event check read (see `on_report`).
         self._report_reads: frozenset[str] | None = None
-        """Entities register the report keys they read here; reports reach only their readers."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 
