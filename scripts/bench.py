@@ -58,6 +58,7 @@ from custom_components.bambu_lan.printer import tls  # noqa: E402
 from custom_components.bambu_lan.printer.state import PrinterState  # noqa: E402
 from custom_components.bambu_lan.printer.values import decode_payload  # noqa: E402
 from tests.fixtures import reports as r  # noqa: E402
+from tests.virtual_printer.ams import initial_ams  # noqa: E402
 from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402
 from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
@@ -161,11 +162,35 @@ def printing_p1s() -> dict[str, Any]:
     return report
 
 
+def h2d_ams_full() -> dict[str, Any]:
+    """An H2D full report with three AMS units (two AMS 2 Pro, one AMS HT), as the virtual
+    H2D has them."""
+    report = r.h2d_full_report()
+    report["print"]["ams"] = initial_ams("H2D")
+    return report
+
+
+def ams_stream(n: int) -> list[bytes]:
+    """One tray's remaining filament going down: the delta P1/H2 firmware sends for it."""
+    return [
+        r.payload(
+            r.status(
+                7000 + i,
+                1,
+                ams={"ams": [{"id": "1", "tray": [{"id": "2", "remain": 99 - i % 90}]}]},
+            )
+        )
+        for i in range(n)
+    ]
+
+
 STREAMS = {
     "print_stream": ("P1S", printing_p1s, print_stream),
     "p1_delta": ("P1S", r.p1s_full_report, p1_stream),
     "x1_full": ("X1C", r.x1c_full_report, x1_stream),
     "h2d_delta": ("H2D", r.h2d_full_report, h2d_stream),
+    # Writes per message: 1 (the changed tray's sensor); every other entity stays unwritten.
+    "ams_delta": ("H2D", h2d_ams_full, ams_stream),
 }
 
 

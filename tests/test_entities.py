@@ -36,6 +36,8 @@ from syrupy.assertion import SnapshotAssertion
 
 import custom_components.bambu_lan
 from custom_components.bambu_lan import (
+    ams_button,
+    ams_sensor,
     binary_sensor,
     button,
     certificate,
@@ -63,6 +65,19 @@ HMS_ATTR = 0x03000200
 HMS_CODE = 0x00010001  # HMS_0300_0200_0001_0001
 CANCELLED_BY_USER = 0x0300400C  # 0300_400C
 WAIT_TIMEOUT = 10.0
+FILAMENT_KEYS = frozenset(
+    {
+        "active_tray",
+        "external_spool",
+        "external_spool_left",
+        "external_spool_right",
+        "left_nozzle_filament",
+        "right_nozzle_filament",
+        "unload_filament",
+        "left_nozzle_unload_filament",
+        "right_nozzle_unload_filament",
+    }
+)
 
 
 # --- helpers (test_controls.py uses them too) ------------------------------------------------
@@ -161,11 +176,14 @@ def entities_snapshot(
     hass: HomeAssistant, entity_registry: er.EntityRegistry, entry: MockConfigEntry
 ) -> dict[str, Any]:
     """Registry settings, state and attributes of this helper's entities (certificate health
-    has its own tests, and its values change with the generated certificates)."""
+    has its own tests, and its values change with the generated certificates; AMS and
+    filament entities are in test_ams.py's snapshots)."""
     result: dict[str, Any] = {}
     entries = er.async_entries_for_config_entry(entity_registry, entry.entry_id)
     for reg in sorted(entries, key=lambda reg: reg.entity_id):
-        if (reg.translation_key or "").startswith("certificate"):
+        if (reg.translation_key or "").startswith(("certificate", "ams_")) or (
+            reg.translation_key in FILAMENT_KEYS
+        ):
             continue
         state = hass.states.get(reg.entity_id)
         shown = state.state if state else None
@@ -537,10 +555,11 @@ def test_translations_and_icons_cover_every_entity() -> None:
             printer_info.USAGE_HOURS,
             *job_sensor.JOB_SENSORS,
             job_sensor.COST,
+            *ams_sensor.DESCRIPTIONS,
         ],
         "image": [image.PREVIEW],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
-        "button": [*button.BUTTONS, button.REFRESH],
+        "button": [*button.BUTTONS, button.REFRESH, *ams_button.DESCRIPTIONS],
         "event": list(event.EVENTS),
         "light": [light.DESCRIPTION, light.HEATBED_DESCRIPTION],
         "fan": list(fan.FANS),

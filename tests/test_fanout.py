@@ -86,27 +86,18 @@ def test_index_follows_the_reads() -> None:
     assert fanout.indexed_keys == {"layer_num"}
 
 
-def test_index_shares_equal_key_sets() -> None:
+def test_equal_key_sets_are_shared() -> None:
     """Listeners that read the same keys keep one frozenset; the sharing cache is bounded."""
     fanout, _, _ = make_fanout()
-
-    def first() -> None: ...
-    def second() -> None: ...
-
-    mine = fanout.index(first, (), {"mc_percent", "layer_num"})
-    theirs = fanout.index(second, (), ["layer_num", "mc_percent"])
+    mine = fanout.shared({"mc_percent", "layer_num"})
+    theirs = fanout.shared(["layer_num", "mc_percent"])
     assert mine == {"mc_percent", "layer_num"}
     assert theirs is mine
-
-    def third() -> None: ...
-
     for number in range(MAX_SHARED_READS + 1):
-        fanout.index(third, {f"key{number - 1}"}, {f"key{number}"})
+        fanout.shared({f"key{number}"})
     assert len(fanout._shared) <= MAX_SHARED_READS
-    again = fanout.index(second, theirs, {"layer_num", "mc_percent"})
+    again = fanout.shared({"layer_num", "mc_percent"})
     assert again == mine
-    assert fanout.readers({"layer_num"}) == [first, second]
-    assert fanout.readers({f"key{MAX_SHARED_READS}", "key0"}) == [third]
 
 
 def test_ordinary_traffic_is_delivered_at_once() -> None:

@@ -741,3 +741,21 @@ def test_model_serials_are_well_formed(virtual_printer: PrinterFactory) -> None:
     assert first.serial != second.serial
     assert all(re.fullmatch(r"094[0-9A-Z]{12}", p.serial) for p in (first, second))
     assert "Zq7Kx2Lm" not in repr(first) + repr(first.broker)
+
+
+def test_stuck_firmware_is_replaced_once(
+    virtual_printer: PrinterFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pooled firmware that never reports ready is killed; a fresh one serves the printer."""
+    import tests.virtual_printer.printer as printer_module
+
+    stuck = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+    )
+    monkeypatch.setattr(printer_module._POOL, "take", lambda: stuck)
+    monkeypatch.setattr(printer_module, "READY_TIMEOUT", 5.0)  # a fresh boot fits
+    printer = virtual_printer("P1S")
+    assert stuck.wait(timeout=5) == -signal.SIGKILL
+    assert printer.status()["connected"]

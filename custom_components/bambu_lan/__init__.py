@@ -6,10 +6,14 @@ from typing import Final
 
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
-from homeassistant.helpers import config_validation as cv, entity_registry as er
+from homeassistant.helpers import (
+    config_validation as cv,
+    device_registry as dr,
+    entity_registry as er,
+)
 from homeassistant.helpers.typing import ConfigType
 
-from . import discovery, file_services, issues, media_view, services
+from . import ams, ams_services, discovery, file_services, issues, media_view, services
 from .const import CONF_CA_VERIFIED, DOMAIN, is_ca_verified
 from .coordinator import BambuConfigEntry, BambuCoordinator
 
@@ -32,6 +36,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the actions; listen for printer announcements (UDP 2021)."""
+    ams_services.async_setup_services(hass)
     file_services.async_setup_services(hass)
     media_view.async_register_view(hass)
     await discovery.async_start_discovery(hass)
@@ -65,6 +70,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> boo
         await coordinator.async_close()
         raise
     entry.runtime_data = coordinator
+    coordinator.device_id = ams.printer_device_id(hass, coordinator)
     _async_remove_retired_entities(hass, entry)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
@@ -90,6 +96,13 @@ async def async_unload_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> bo
     if unloaded:
         await entry.runtime_data.async_close()
     return unloaded
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: BambuConfigEntry, device: dr.DeviceEntry
+) -> bool:
+    """Only an AMS unit that stopped reporting can be deleted; the printer cannot."""
+    return await ams.async_remove_device(hass, entry, device)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: BambuConfigEntry) -> None:

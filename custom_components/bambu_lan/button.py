@@ -1,5 +1,5 @@
 """Buttons: pause, resume and stop (each available only when it makes sense), silence the
-buzzer (H2D), and refresh the whole state."""
+buzzer (H2D), and refresh the whole state; the AMS ones are in `ams_button.py`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
+from .ams_button import async_setup_ams_buttons
 from .coordinator import BambuConfigEntry
 from .entity import BambuControlEntity, BambuEntity
 from .printer.models import has_buzzer
@@ -83,6 +84,7 @@ async def async_setup_entry(
     ]
     entities.append(BambuRefreshButton(coordinator, REFRESH))
     async_add_entities(entities)
+    async_setup_ams_buttons(entry, async_add_entities)
 
 
 class BambuButton(BambuControlEntity, ButtonEntity):

@@ -105,6 +105,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         """The device info the entities last created carry (see `BambuEntity`)."""
         # Report keys the last signed-commands, job and event check read (see `on_report`).
         self._report_reads: frozenset[str] | None = None
+        self.device_id: str | None = None
+        """The printer's device registry id (AMS devices link to it)."""
+        self.ams_platforms: list[set[int]] = []
+        """Per platform, the AMS units whose entities it added (see `ams.async_track_units`)."""
 
     # --- lifecycle ---------------------------------------------------------------------------
 

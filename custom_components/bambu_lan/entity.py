@@ -122,9 +122,9 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
             # Compared as a set: a frozenset is made only when the reads moved (rarely).
             reads, old = state.stop_recording(), self._reads
             if old is None or reads != old:
-                self._reads = self.coordinator.fanout.index(
-                    self._handle_coordinator_update, old or (), reads
-                )
+                fanout = self.coordinator.fanout
+                self._reads = fanout.shared(reads)
+                fanout.index(self._handle_coordinator_update, old or (), self._reads)
         return shown
 
     def _bound_strings(self) -> None:

@@ -43,16 +43,17 @@ class ReportFanout:
 
     # --- the index ---------------------------------------------------------------------------
 
-    def index(self, listener: Listener, old: Iterable[str], new: Iterable[str]) -> frozenset[str]:
-        """Move `listener` from the keys it read before (`old`) to the ones it reads now.
-
-        Returns the new keys as a frozenset shared with every listener that reads the same keys
-        (most of a printer's entities read one to three keys; a frozenset takes 200 bytes).
-        """
-        old_keys, new_keys = set(old), frozenset(new)
+    def shared(self, keys: Iterable[str]) -> frozenset[str]:
+        """`keys` as a frozenset shared by every listener that reads the same keys (most of a
+        printer's entities read one to three keys; a frozenset takes 200 bytes)."""
+        frozen = frozenset(keys)
         if len(self._shared) >= MAX_SHARED_READS:
             self._shared.clear()  # only a cache: sets already handed out stay valid
-        shared = self._shared.setdefault(new_keys, new_keys)
+        return self._shared.setdefault(frozen, frozen)
+
+    def index(self, listener: Listener, old: Iterable[str], new: Iterable[str]) -> None:
+        """Move `listener` from the keys it read before (`old`) to the ones it reads now."""
+        old_keys, new_keys = set(old), set(new)
         for key in old_keys - new_keys:
             readers = self._readers.get(key)
             if readers is not None:
@@ -61,7 +62,6 @@ class ReportFanout:
                     del self._readers[key]
         for key in new_keys - old_keys:
             self._readers.setdefault(key, {})[listener] = None
-        return shared
 
     def readers(self, changed: Iterable[str]) -> list[Listener]:
         """The listeners that read any of `changed`, each once, in registration order."""

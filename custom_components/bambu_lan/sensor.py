@@ -29,6 +29,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util.dt import utcnow  # imported by name: tests pin this module's clock
 
+from .ams_sensor import async_setup_ams_sensors
 from .certificate import certificate_entities
 from .const import DOMAIN, LEFT_NOZZLE, RIGHT_NOZZLE
 from .coordinator import BambuConfigEntry, BambuCoordinator
@@ -384,6 +385,7 @@ async def async_setup_entry(
     entities.extend(info_entities(coordinator))
     entities.extend(job_sensors(coordinator))
     async_add_entities(entities)
+    async_setup_ams_sensors(hass, entry, async_add_entities)
     entry.async_on_unload(coordinator.async_add_listener(_device_updater(hass, coordinator)))
 
 

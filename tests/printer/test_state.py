@@ -12,6 +12,7 @@ from typing import Any, get_args, get_origin, get_type_hints
 import pytest
 
 from custom_components.bambu_lan.printer import merge, values
+from custom_components.bambu_lan.printer.ams import AmsTray, AmsUnit
 from custom_components.bambu_lan.printer.models import (
     PrinterModel,
     has_chamber_sensor,
@@ -26,8 +27,6 @@ from custom_components.bambu_lan.printer.nozzle import NozzleKind, parse_nozzle_
 from custom_components.bambu_lan.printer.state import PrinterState
 from custom_components.bambu_lan.printer.values import (
     MAX_PAYLOAD_BYTES,
-    AmsTray,
-    AmsUnit,
     HmsEntry,
     ModuleInfo,
     Nozzle,
@@ -467,7 +466,13 @@ def test_x1c_accessors() -> None:
         sub_brand="PETG HF",
         color="ADB1B2FF",
         remain=51,
+        preset="GFG02",
+        k=0.02,
+        temp_min=230,
+        temp_max=260,
+        rfid=True,
     )
+    assert (unit.trays[1].name, unit.trays[1].rgb) == ("PETG HF", "#ADB1B2")
     assert unit.trays[2].remain is None  # -1: unknown
     assert [tray.slot for tray in state.external_spools] == [255]
     assert state.external_spools[0].empty is True
@@ -1158,6 +1163,8 @@ def _conforms(value: Any, hint: Any) -> bool:
         return type(value) is list and all(_conforms(item, args[0]) for item in value)
     if origin is tuple:
         return type(value) is tuple and all(_conforms(item, args[0]) for item in value)
+    if origin is frozenset:
+        return type(value) is frozenset and all(_conforms(item, args[0]) for item in value)
     if origin is dict:
         return type(value) is dict and all(
             _conforms(k, args[0]) and _conforms(v, args[1]) for k, v in value.items()
@@ -1189,6 +1196,10 @@ def _check_invariants(state: PrinterState) -> None:
     for unit in state.ams_units:
         assert isinstance(unit, AmsUnit)
         assert all(tray.remain is None or 0 <= tray.remain <= 100 for tray in unit.trays)
+    # The units re-parsed incrementally are those a parse from scratch finds.
+    fresh = PrinterState()
+    fresh.apply({"print": {**state.snapshot(), "command": "push_status", "msg": 1}})
+    assert state.ams_units == fresh.ams_units
 
 
 @pytest.mark.parametrize("seed", range(4))

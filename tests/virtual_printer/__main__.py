@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         "--time-scale", type=float, default=1.0, help="simulated seconds per real second"
     )
     parser.add_argument("--push-interval", type=float, default=1.0, help="seconds")
+    parser.add_argument("--no-ams", action="store_true", help="a printer without AMS units")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         time_scale=args.time_scale,
         push_interval=args.push_interval,
         demo_print=args.demo_print,
+        ams=not args.no_ams,
     )
     try:
         printer.start()

@@ -130,11 +130,12 @@ class Broker:
             try:
                 self._start_once()
             except BrokerError:
-                # Another process may have taken the port between our probe and mosquitto's
-                # bind. Only a port we picked, and never served on, may be picked again.
+                # Another process may have taken a port between our probe and mosquitto's
+                # bind. Only ports we picked, and never served on, may be picked again.
                 if self._fixed_port or attempt == 2:
                     raise
                 self.port = 0
+                self.firmware_port = 0
             else:
                 self._fixed_port = True  # restarts must come back where clients expect us
                 break
@@ -150,6 +151,7 @@ class Broker:
         self._write_files()
         log = self.log_path.open("ab")
         with log:
+            started_at = log.tell()
             self._process = subprocess.Popen(
                 [MOSQUITTO, "-c", str(self.workdir / "mosquitto.conf")],
                 stdin=subprocess.DEVNULL,
@@ -160,7 +162,7 @@ class Broker:
                 process_group=0,
                 preexec_fn=die_with_parent,  # noqa: PLW1509 - calls one async-signal-safe syscall
             )
-        self._wait_until_listening()
+        self._wait_until_listening(started_at)
 
     def stop(self) -> None:
         """Stop mosquitto (clients see their connection drop)."""
@@ -307,12 +309,20 @@ class Broker:
             lines.insert(0, "user root")
         return "\n".join(lines) + "\n"
 
-    def _wait_until_listening(self) -> None:
+    def _wait_until_listening(self, log_offset: int) -> None:
+        # An open port alone may be another process's socket that won the race for it while our
+        # mosquitto failed to bind and is still exiting: also wait for mosquitto's own word that
+        # every listener is open ("... running"), and give up at its first error.
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self._process is None or self._process.poll() is not None:
                 break
-            if port_open(self.port) and port_open(self.firmware_port):
+            with self.log_path.open("rb") as log:
+                log.seek(log_offset)
+                said = log.read()
+            if b"Error:" in said:
+                break
+            if b" running" in said and port_open(self.port) and port_open(self.firmware_port):
                 return
             time.sleep(0.02)
         self.stop()

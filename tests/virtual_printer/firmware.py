@@ -69,6 +69,8 @@ QUIRKS: Final = frozenset(
     }
 )
 RAW_STEPS: Final = (-2, -1, 1, 2)
+# HMS 0700_2000_0002_0001: AMS slot filament has run out (module 0x07 = AMS).
+RUNOUT_HMS: Final = {"attr": 0x07002000, "code": 0x00020001}
 
 
 class Firmware:
@@ -184,6 +186,13 @@ class Firmware:
         except OSError as err:
             _LOGGER.debug("broker not reachable yet: %s", err)
             time.sleep(TICK)
+            return
+        sock = self.client.socket()
+        if sock is not None and sock.getsockname() == sock.getpeername():
+            # TCP simultaneous open: dialling a port nobody listens on (the broker restarting)
+            # connected us to ourselves, holding the port the broker must bind. Let go at once.
+            self.client.disconnect()
+            self.client.loop(timeout=0)
 
     def publish(self, payload: Json | bytes, topic: str | None = None) -> None:
         """Publish on the report topic (QoS 0, never retained, like printers)."""
@@ -326,6 +335,15 @@ class Firmware:
                 sim.state["hms"] = []
             case "print_error":
                 sim.state["print_error"] = int(args["code"])
+            case "add_ams":
+                sim.ams.add_unit(int(args["unit"]), str(args["type"]), int(args.get("extruder", 0)))
+            case "remove_ams":
+                sim.ams.remove_unit(int(args["unit"]))
+            case "runout":
+                sim.ams.runout(int(args["unit"]), int(args["slot"]))
+                if sim.state.get("gcode_state") in PRINTING:
+                    sim.state["gcode_state"] = "PAUSE"
+                    sim.state["hms"] = [*sim.state.get("hms", []), _hms(RUNOUT_HMS)]
             case "shutdown":
                 self.stopping = True
                 return None
@@ -544,8 +562,13 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     spec = spec_for(str(config["model"]))
+    ams = bool(config.get("ams", True))
     sim = PrinterSim(
-        spec, str(config["serial"]), initial_state(spec), time_scale=float(config["time_scale"])
+        spec,
+        str(config["serial"]),
+        initial_state(spec, ams=ams),
+        time_scale=float(config["time_scale"]),
+        ams=ams,
     )
     if config.get("demo_print"):
         sim.start_job("demo")

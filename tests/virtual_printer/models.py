@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-MODELS = ("X1C", "P1S", "A1MINI", "H2D")
+from .ams import initial_ams, modules as ams_modules
+
+MODELS = ("X1C", "P1S", "A1", "A1MINI", "H2D")
 
 DOOR_BIT = 0x00800000  # X1 `home_flag` / H2 `stat`: door open
 SDCARD_BIT = 0x100  # `home_flag`: card present
@@ -60,7 +62,6 @@ SPECS: dict[str, ModelSpec] = {
             {"name": "rv1126", "hw_ver": "AP05", "sw_ver": "00.00.33.26"},
             {"name": "mc", "hw_ver": "MC07", "sw_ver": "00.00.29.58"},
             {"name": "th", "hw_ver": "TH09", "sw_ver": "00.00.05.81"},
-            {"name": "ams/0", "hw_ver": "AMS08", "sw_ver": "00.00.06.49", "sn": "00600A999000001"},
         ),
         gcode_file="/data/Metadata/plate_1.gcode",
         xcam=(
@@ -85,11 +86,28 @@ SPECS: dict[str, ModelSpec] = {
             {"name": "esp32", "hw_ver": "AP04", "sw_ver": "01.11.32.14"},
             {"name": "mc", "hw_ver": "MC02", "sw_ver": "00.00.38.47"},
             {"name": "th", "hw_ver": "TH09", "sw_ver": "00.00.05.81"},
-            {"name": "ams/0", "hw_ver": "AMS08", "sw_ver": "00.00.06.49", "sn": "00600A999000002"},
         ),
         gcode_file="demo.gcode.3mf",
         project_name="C12",
         xcam=("spaghetti_detector",),
+    ),
+    "A1": ModelSpec(
+        code="A1",
+        product_name="Bambu Lab A1",
+        serial_prefix="039",
+        full_reports=False,
+        door=None,
+        lights=("chamber_light",),
+        idle_stage=255,
+        chamber_sensor=False,
+        dual_nozzle=False,
+        sw_ver="01.04.00.00",
+        modules=(
+            {"name": "esp32", "hw_ver": "AP05", "sw_ver": "01.12.03.28"},
+            {"name": "mc", "hw_ver": "MC04", "sw_ver": "00.00.23.44"},
+        ),
+        gcode_file="demo.gcode.3mf",
+        project_name="N2S",
     ),
     "A1MINI": ModelSpec(
         code="A1MINI",
@@ -105,12 +123,6 @@ SPECS: dict[str, ModelSpec] = {
         modules=(
             {"name": "esp32", "hw_ver": "AP05", "sw_ver": "01.12.03.28"},
             {"name": "mc", "hw_ver": "MC04", "sw_ver": "00.00.23.44"},
-            {
-                "name": "ams_f1/0",
-                "hw_ver": "AMS_F102",
-                "sw_ver": "00.00.07.92",
-                "sn": "03C00A999000003",
-            },
         ),
         gcode_file="demo.gcode.3mf",
         project_name="N1",
@@ -132,7 +144,6 @@ SPECS: dict[str, ModelSpec] = {
             {"name": "mc", "hw_ver": "MC08", "sw_ver": "00.00.31.52"},
             {"name": "th", "hw_ver": "TH10", "sw_ver": "00.00.07.21"},
             {"name": "ahb", "hw_ver": "AHB00", "sw_ver": "00.00.00.42"},
-            {"name": "n3f/0", "hw_ver": "N3F05", "sw_ver": "00.00.10.23", "sn": "19C00A999000004"},
         ),
         gcode_file="/data/Metadata/plate_1.gcode",
         xcam=("spaghetti_detector", "printing_monitor", "buildplate_marker_detector"),
@@ -164,7 +175,7 @@ def unpack_temp(packed: int) -> tuple[int, int]:
     return packed & 0xFFFF, packed >> 16 & 0xFFFF
 
 
-def version_modules(spec: ModelSpec, serial: str) -> list[Json]:
+def version_modules(spec: ModelSpec, serial: str, *, ams: bool = True) -> list[Json]:
     """`info.module[]` as get_version returns it."""
     ota: Json = {
         "name": "ota",
@@ -179,49 +190,26 @@ def version_modules(spec: ModelSpec, serial: str) -> list[Json]:
     if spec.project_name:
         ota["project_name"] = spec.project_name
     others = [{"sn": serial, "loader_ver": "00.00.00.00", **module} for module in spec.modules]
-    return [ota, *others]
-
-
-def _tray(tray_id: int, kind: str, color: str, idx: str, remain: int) -> Json:
-    return {
-        "id": str(tray_id),
-        "tray_type": kind,
-        "tray_sub_brands": f"{kind} Basic",
-        "tray_color": color,
-        "cols": [color],
-        "tray_info_idx": idx,
-        "nozzle_temp_min": "190",
-        "nozzle_temp_max": "230",
-        "remain": remain,
-        "k": 0.02,
-        "tag_uid": "0000000000000000",
-        "tray_uuid": "00000000000000000000000000000000",
-        "state": 11,
-    }
-
-
-def _ams() -> Json:
-    trays = [
-        _tray(0, "PLA", "FFFFFFFF", "GFA00", 80),
-        _tray(1, "PLA", "000000FF", "GFA00", 45),
-        _tray(2, "PETG", "FF6A13FF", "GFG00", -1),
-        {"id": "3", "state": 0},  # an empty slot is a tray holding only its id
+    units = [
+        {"loader_ver": "00.00.00.00", **module}
+        for module in ams_modules(spec.code, serial, enabled=ams)
     ]
-    return {
-        "ams": [{"id": "0", "humidity": "4", "humidity_raw": "31", "temp": "24.5", "tray": trays}],
-        "ams_exist_bits": "1",
-        "tray_exist_bits": "7",
-        "tray_now": "255",
-        "tray_tar": "255",
-        "tray_pre": "255",
-        "insert_flag": True,
-        "power_on_flag": False,
-        "version": 4,
-    }
+    return [ota, *others, *units]
 
 
 def _external_spool(tray_id: str) -> Json:
-    return {"id": tray_id, "tray_type": "", "tray_color": "00000000", "remain": 0}
+    return {
+        "id": tray_id,
+        "tray_type": "PLA",
+        "tray_sub_brands": "",
+        "tray_color": "00AE42FF",
+        "tray_info_idx": "GFL99",
+        "nozzle_temp_min": "190",
+        "nozzle_temp_max": "240",
+        "remain": -1,
+        "k": 0.02,
+        "tag_uid": "0000000000000000",
+    }
 
 
 def _h2d_device() -> Json:
@@ -251,7 +239,9 @@ def _h2d_device() -> Json:
     }
 
 
-def initial_state(spec: ModelSpec, fun: int = 0x3EC1AFFF9CFF & ~SIGNED_COMMANDS_BIT) -> Json:
+def initial_state(
+    spec: ModelSpec, fun: int = 0x3EC1AFFF9CFF & ~SIGNED_COMMANDS_BIT, *, ams: bool = True
+) -> Json:
     """The `print` object of an idle printer of this model, as a full push carries it."""
     chamber = AMBIENT if spec.chamber_sensor else 5  # P1/A1 report junk here
     state: Json = {
@@ -299,7 +289,7 @@ def initial_state(spec: ModelSpec, fun: int = 0x3EC1AFFF9CFF & ~SIGNED_COMMANDS_
         },
         "ipcam": {"ipcam_record": "enable", "timelapse": "disable", "resolution": "1080p"},
         "net": {"conf": 0, "info": [{"ip": LOOPBACK_IP_LE, "mask": 0x00FFFFFF}]},
-        "ams": _ams(),
+        "ams": initial_ams(spec.code, enabled=ams),
     }
     if spec.xcam:
         state["xcam"] = dict.fromkeys(spec.xcam, True) | {
@@ -313,7 +303,7 @@ def initial_state(spec: ModelSpec, fun: int = 0x3EC1AFFF9CFF & ~SIGNED_COMMANDS_
     if spec.dual_nozzle:
         state["device"] = _h2d_device()
         state["remain_time"] = 0
-        state["vir_slot"] = [_external_spool("254"), _external_spool("255")]
+        state["vir_slot"] = [_external_spool("254"), {"id": "255", "state": 0}]
     else:
         state["vt_tray"] = _external_spool("254")
     return state

@@ -61,6 +61,7 @@ class VirtualPrinter:
         demo_print: bool = False,
         prewarm: bool = False,
         quirks: Iterable[str] = (),
+        ams: bool = True,
         ftps: bool = False,
     ) -> None:
         """`prewarm`: take an already started firmware process and start the next one for
@@ -90,6 +91,7 @@ class VirtualPrinter:
             "push_interval": push_interval,
             "demo_print": demo_print,
             "quirks": sorted(quirks),
+            "ams": ams,
         }
         self._prewarm = prewarm
         self._firmware: subprocess.Popen[bytes] | None = None
@@ -136,26 +138,56 @@ class VirtualPrinter:
     def start(self) -> Self:
         """Start the broker and the firmware; return once the printer serves requests."""
         try:
-            # The firmware process takes longest to boot (importing paho): launch it first; it
-            # keeps trying to connect until the broker is up.
-            self.broker.reserve_ports()
-            self._spawn_firmware()
+            # The firmware process takes longest to boot (importing paho): launch it first, but
+            # tell it its port only once the broker listens there. A client dialling a port that
+            # nobody listens on can connect to itself (TCP simultaneous open), and then holds the
+            # very port mosquitto is about to bind.
+            self._launch_firmware()
             self.identity = issue_server(self.profile, self.serial, self._cas)
             self.broker.set_identity(self.identity)
             self.broker.start()
+            self._configure_firmware()
             if self._want_ftps:
                 self.start_ftps()
-            self._await_reply(0, READY_TIMEOUT)
+            self._await_ready()
         except BaseException:
             self.close()
             raise
         return self
 
-    def _spawn_firmware(self) -> None:
-        process = _POOL.take() if self._prewarm else _spawn_firmware_process()
-        if self._prewarm:
+    def _await_ready(self) -> None:
+        """Wait for the firmware's "ready"; a firmware stuck at boot gets one fresh successor.
+
+        A CI run once saw a (pooled) firmware process never report ready, with nothing in its log.
+        The broker is up at this point, so a second process tells a stuck process (start over)
+        from a broken setup (fail, with both logs).
+        """
+        try:
+            self._await_reply(0, READY_TIMEOUT)
+        except FirmwareError as err:
+            if "timed out" not in str(err):
+                raise
+            first = f"{err}\nbroker log:\n{self.broker.log_tail()}"
+            stuck, self._firmware = self._firmware, None
+            if stuck is not None:
+                stuck.kill()
+                self._end_firmware(stuck)
+            self._buffer = b""
+            self._launch_firmware(fresh=True)
+            self._configure_firmware()
+            try:
+                self._await_reply(0, READY_TIMEOUT)
+            except FirmwareError as again:
+                raise FirmwareError(f"{again}\nbefore that, {first}") from err
+
+    def _launch_firmware(self, *, fresh: bool = False) -> None:
+        pooled = self._prewarm and not fresh
+        self._firmware = _POOL.take() if pooled else _spawn_firmware_process()
+        if pooled:
             _POOL.refill()
-        self._firmware = process
+
+    def _configure_firmware(self) -> None:
+        process = self._require_firmware()
         assert process.stdin is not None
         config = {
             **self._firmware_config,
@@ -426,6 +458,18 @@ class VirtualPrinter:
     def set_print_error(self, code: int) -> None:
         """Set `print_error` (0 clears it)."""
         self._call("print_error", code=code)
+
+    def add_ams(self, unit: int, kind: str, extruder: int = 0) -> None:
+        """Plug in an AMS unit ("ams", "ams_lite", "n3f" = AMS 2 Pro, "n3s" = AMS HT)."""
+        self._call("add_ams", unit=unit, type=kind, extruder=extruder)
+
+    def remove_ams(self, unit: int) -> None:
+        """Unplug an AMS unit."""
+        self._call("remove_ams", unit=unit)
+
+    def runout(self, unit: int, slot: int) -> None:
+        """The spool in this AMS slot runs out (a running print pauses with an HMS code)."""
+        self._call("runout", unit=unit, slot=slot)
 
     def received_commands(self) -> list[Json]:
         """Every JSON object received on the request topic, oldest first."""

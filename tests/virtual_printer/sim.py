@@ -15,6 +15,7 @@ import math
 import re
 from typing import Any, TypeGuard
 
+from .ams import AmsSim
 from .models import (
     AMBIENT,
     AUTO_RECOVERY_BIT,
@@ -153,11 +154,15 @@ class Outcome:
 class PrinterSim:
     """One printer's behaviour behind its MQTT topics."""
 
-    def __init__(self, spec: ModelSpec, serial: str, state: Json, *, time_scale: float) -> None:
+    def __init__(
+        self, spec: ModelSpec, serial: str, state: Json, *, time_scale: float, ams: bool = True
+    ) -> None:
         self.spec = spec
         self.serial = serial
         self.state = state
         self.time_scale = time_scale
+        self.has_ams = ams
+        self.ams = AmsSim(state, spec.code)
         self.job: Job | None = None
         self.heaters = {"bed": Heater(tau=40.0), "chamber": Heater(tau=180.0)}
         for nozzle in range(2 if spec.dual_nozzle else 1):
@@ -177,6 +182,7 @@ class PrinterSim:
                 passive = AMBIENT + (self.heaters["bed"].current - AMBIENT) * 0.25
             heater.step(dt, passive)
         self._advance_job(dt)
+        self.ams.step(dt, printing=self.state.get("gcode_state") == "RUNNING")
         self._render_temperatures()
 
     def _advance_job(self, dt: float) -> None:
@@ -379,7 +385,7 @@ class PrinterSim:
             outcome.full_report = command in {"pushall", "start"}
             return
         if kind == "info" and command == "get_version":
-            modules = version_modules(self.spec, self.serial)
+            modules = version_modules(self.spec, self.serial, ams=self.has_ams)
             outcome.messages.append(_ack(kind, body, "success", module=modules))
             return
         if kind not in {"print", "system", "info", "upgrade", "camera", "xcam"}:
@@ -419,6 +425,14 @@ class PrinterSim:
                 return self._print_speed(body.get("param"))
             case "gcode_line":
                 return self._gcode(body.get("param"))
+            case (
+                "ams_filament_drying"
+                | "ams_filament_setting"
+                | "ams_get_rfid"
+                | "extrusion_cali_set"
+                | "ams_change_filament"
+            ):
+                return self.ams.handle(command, body)
             case "project_file":
                 name = str(body.get("subtask_name") or "project")
                 self.start_job(name.removesuffix(".3mf").removesuffix(".gcode"))

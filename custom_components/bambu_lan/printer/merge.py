@@ -125,12 +125,17 @@ class _Obj:
 
 
 class _ById:
-    """A list of objects merged entry by entry, matched on their `id`."""
+    """A list of objects merged entry by entry, matched on their `id`.
 
-    __slots__ = ("entry",)
+    `changed`, when given, collects the ids of entries a merge added, changed or dropped (the
+    caller clears it before merging).
+    """
 
-    def __init__(self, entry: _Obj) -> None:
+    __slots__ = ("changed", "entry")
+
+    def __init__(self, entry: _Obj, changed: set[str] | None = None) -> None:
         self.entry = entry
+        self.changed = changed
 
 
 class _Any:
@@ -314,7 +319,9 @@ def _merge_field(
             return False
         if type(old) is not list:
             old = target[key] = []
-        return _merge_by_id(old, value, spec.entry, depth, full, budget=budget)
+        return _merge_by_id(
+            old, value, spec.entry, depth, full, budget=budget, changed_ids=spec.changed
+        )
     if isinstance(spec, _Any):
         if type(old) is dict and type(value) is dict:
             return depth <= _MAX_DEPTH and merge_obj(
@@ -366,6 +373,7 @@ def _merge_by_id(
     full: bool,
     *,
     budget: UnknownBudget | None,
+    changed_ids: set[str] | None = None,
 ) -> bool:
     """Merge a list of objects by `id`; on a full report, drop entries it no longer lists."""
     index = {_id_key(item.get("id")): pos for pos, item in enumerate(items)}
@@ -386,16 +394,22 @@ def _merge_by_id(
             index[ident] = len(items)
             items.append(fresh)
             changed = True
+            if changed_ids is not None:
+                changed_ids.add(ident)
             continue
         current = items[pos]
         if current == raw:
             continue
         if entry.tray and _is_empty_tray(raw):
             items[pos] = _empty_tray(raw)
-            changed = True
-        elif merge_obj(current, raw, entry, depth + 1, full, budget=budget):
-            changed = True
+        elif not merge_obj(current, raw, entry, depth + 1, full, budget=budget):
+            continue
+        changed = True
+        if changed_ids is not None:
+            changed_ids.add(ident)
     if full and len(seen) < len(items):
+        if changed_ids is not None:
+            changed_ids.update(key for key in index if key is not None and key not in seen)
         items[:] = [item for item in items if _id_key(item.get("id")) in seen]
         changed = True
     return changed
@@ -413,6 +427,8 @@ _TRAY: Final = _Obj(
         "nozzle_temp_min": _is_num,
         "nozzle_temp_max": _is_num,
         "state": _is_num,
+        "k": _is_num,
+        "tag_uid": _is_str,
     },
     tray=True,
 )
@@ -424,9 +440,16 @@ _AMS_UNIT: Final = _Obj(
         "humidity_raw": _is_num,
         "temp": _is_num,
         "dry_time": _is_num,
+        "info": _is_hex,
+        "dry_setting": _Obj(
+            {"dry_filament": _is_str, "dry_temperature": _is_num, "dry_duration": _is_num}
+        ),
         "tray": _ById(_TRAY),
     }
 )
+
+AMS_UNITS: Final = _ById(_AMS_UNIT, changed=set())
+"""The `ams.ams` list; `changed` holds the ids of the units the last merge touched."""
 
 _PACKED_TEMP_HOLDER: Final = _Obj({"info": _Obj({"temp": _is_num})})
 
@@ -488,7 +511,7 @@ PRINT_SCHEMA: Final = _Obj(
         "net": _Obj({"info": _is_list}),
         "ams": _Obj(
             {
-                "ams": _ById(_AMS_UNIT),
+                "ams": AMS_UNITS,
                 "tray_now": _is_num,
                 "tray_tar": _is_num,
                 "tray_pre": _is_num,

@@ -40,6 +40,8 @@ STAT_DOOR_MODELS: Final = frozenset(
         PrinterModel.X2D,
     }
 )
+# The A series feed from an AMS lite; its units report no type on older firmware.
+AMS_LITE_MODELS: Final = frozenset({PrinterModel.A1, PrinterModel.A1MINI, PrinterModel.A2L})
 _CHAMBER_SENSOR_MODELS: Final = X1_FAMILY | STAT_DOOR_MODELS
 _DUAL_NOZZLE_MODELS: Final = frozenset(
     {PrinterModel.H2D, PrinterModel.H2DPRO, PrinterModel.H2C, PrinterModel.X2D}

@@ -21,13 +21,40 @@ caller may reuse or mutate a message after applying it.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any, Final
 
-from .fields import StateFields
-from .merge import PRINT_SCHEMA, UnknownBudget, merge_obj
+from .ams import AmsUnit, parse_ams_unit
+from .fields import (
+    AMS_IDS_KEY,
+    AMS_UNITS_KEY,
+    ROUTE_KEY,
+    StateFields,
+    ams_tray_key,
+    ams_unit_key,
+    filament_route,
+)
+from .merge import AMS_UNITS, PRINT_SCHEMA, UnknownBudget, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
 from .reads import Readable
-from .values import AP_BOARDS, ModuleInfo, parse_module_info
+from .values import AP_BOARDS, ModuleInfo, dig, parse_module_info, to_int
+
+
+def _ams_keys(unit_id: int, old: AmsUnit | None, new: AmsUnit | None) -> set[str]:
+    """The fan-out keys of what differs between two parses of one unit (see `ams_unit_key`)."""
+    if old == new:
+        return set()
+    keys = set()
+    if old is None or new is None or replace(old, trays=()) != replace(new, trays=()):
+        keys.add(ams_unit_key(unit_id))
+    if old is None or new is None:
+        keys.add(AMS_IDS_KEY)
+    trays = (*(old.trays if old else ()), *(new.trays if new else ()))
+    for slot in {tray.slot for tray in trays}:
+        if (old.tray(slot) if old else None) != (new.tray(slot) if new else None):
+            keys.add(ams_tray_key(unit_id, slot))
+    return keys
+
 
 CORE_FIELDS: Final = ("gcode_state", "mc_percent", "bed_temper")
 """Fields every model's full report carries and deltas rarely do all at once."""
@@ -57,6 +84,14 @@ class PrinterState(StateFields):
         (`device` and `device.bed`), matching what `recorded_reads` names.
         """
         self._modules: dict[str, ModuleInfo] = {}
+        self._ams_cache = None
+        self._route = None
+        # Before the last report that touched `ams`: the parsed units and the block's other
+        # fields; `ams_changed_units` compares them with what the report left.
+        self._ams_before: (
+            tuple[dict[int, AmsUnit] | None, dict[str, Any], frozenset[str]] | None
+        ) = None
+        self._ams_changed: dict[int, frozenset[int | str]] | None = None
         self._model = model_from_serial(self.serial)
         self.full_state_received = False
         """Set by the first full report (see `is_full_report`), e.g. the reply to pushall."""
@@ -112,15 +147,53 @@ class PrinterState(StateFields):
         if full:
             self._awaiting_full = False
         keys: set[str] = set()
+        unit_ids = AMS_UNITS.changed
+        assert unit_ids is not None
+        unit_ids.clear()
         changed = merge_obj(
             self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys, budget=self._unknown
         )
+        if "device" in keys and (route := filament_route(self._print)) != self._route:
+            self._route = route
+            keys.add(ROUTE_KEY)
+        if AMS_UNITS_KEY in keys:
+            keys |= self._refresh_ams(unit_ids)
         self.changed_keys = frozenset(keys)
         if full and not self.full_state_received:
             self.full_state_received = True
             self.changed_keys = None
             changed = True
         return changed
+
+    def _refresh_ams(self, unit_ids: set[str]) -> set[str]:
+        """Re-parse only the units the merge touched (the others are as they were), and name
+        what changed in them: one tray's `remain` then wakes that tray's entity alone."""
+        old = self._ams_cache
+        if old is None:  # never parsed: nothing to compare with
+            new = self._ams()
+            return {AMS_IDS_KEY} | {
+                key for unit_id, unit in new.items() for key in _ams_keys(unit_id, None, unit)
+            }
+        raw_units = dig(self._print.get("ams"), "ams")
+        raw_by_id = (
+            {str(to_int(raw.get("id"))): raw for raw in raw_units if type(raw) is dict}
+            if type(raw_units) is list
+            else {}
+        )
+        units = dict(old)
+        keys: set[str] = set()
+        for ident in unit_ids:
+            unit_id = to_int(ident)
+            if unit_id is None:
+                continue  # an entry without a usable id is no unit
+            parsed = parse_ams_unit(raw_by_id.get(str(unit_id)))
+            if parsed is None:
+                units.pop(unit_id, None)
+            else:
+                units[unit_id] = parsed
+            keys |= _ams_keys(unit_id, old.get(unit_id), parsed)
+        self._ams_cache = dict(sorted(units.items()))
+        return keys
 
     def _apply_version(self, info: dict[str, Any]) -> bool:
         raw_modules = info.get("module")

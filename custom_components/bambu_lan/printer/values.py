@@ -162,32 +162,6 @@ class Nozzle:
 
 
 @dataclass(frozen=True, slots=True)
-class AmsTray:
-    """One filament slot (an AMS tray, or an external spool with slot 254/255)."""
-
-    slot: int
-    empty: bool
-    tray_type: str | None
-    sub_brand: str | None
-    color: str | None
-    """"RRGGBBAA", upper case."""
-    remain: int | None
-    """Percent left; None when the printer does not know (it sends -1)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AmsUnit:
-    """One AMS unit (ids from 128 up are AMS HT units with a single slot)."""
-
-    id: int
-    humidity_index: int | None
-    """As the printer sends it: 1 = wet ... 5 = dry (Bambu's apps show 6 - index)."""
-    humidity_percent: int | None
-    temp: float | None
-    trays: tuple[AmsTray, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class ModuleInfo:
     """One entry of the get_version reply."""
 
@@ -212,45 +186,6 @@ def parse_hms_entry(raw: Any) -> HmsEntry | None:
         code=f"HMS_{attr >> 16:04X}_{attr & 0xFFFF:04X}_{code >> 16:04X}_{code & 0xFFFF:04X}",
         severity=code >> 16,
         module=attr >> 24,
-    )
-
-
-def parse_tray(raw: Any) -> AmsTray | None:
-    if type(raw) is not dict:
-        return None
-    slot = bounded(to_int(raw.get("id")), *ID_RANGE)
-    if slot is None:
-        return None
-    tray_type = to_str(raw.get("tray_type"))
-    color = to_str(raw.get("tray_color"))
-    if color is not None and (len(color) != 8 or to_hex(color) is None):
-        color = None
-    remain = to_int(raw.get("remain"))
-    return AmsTray(
-        slot=slot,
-        empty=tray_type is None,
-        tray_type=tray_type,
-        sub_brand=to_str(raw.get("tray_sub_brands")),
-        color=color.upper() if color else None,
-        remain=remain if remain is not None and 0 <= remain <= 100 else None,
-    )
-
-
-def parse_ams_unit(raw: Any) -> AmsUnit | None:
-    if type(raw) is not dict:
-        return None
-    unit_id = bounded(to_int(raw.get("id")), *ID_RANGE)
-    if unit_id is None:
-        return None
-    trays = raw.get("tray")
-    parsed = [parse_tray(tray) for tray in trays] if type(trays) is list else []
-    humidity = to_int(raw.get("humidity"))
-    return AmsUnit(
-        id=unit_id,
-        humidity_index=humidity if humidity is not None and 1 <= humidity <= 5 else None,
-        humidity_percent=bounded(to_int(raw.get("humidity_raw")), 0, 100),
-        temp=to_temp(raw.get("temp")),
-        trays=tuple(tray for tray in parsed if tray is not None),
     )
 
 
