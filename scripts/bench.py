@@ -19,6 +19,8 @@ figure so that the numbers can be tracked over time. Not a test: nothing here as
    temperatures, as real printers while printing): CPU share of this process over a window,
    minus the same window with no printers, and the traced memory each printer after the first
    adds (the first loads what all share: platforms, translations).
+5. First, the camera (bench_camera.py): CPU per port-6000 frame, and the RTSP relay's CPU per
+   Mbit/s.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import bench_camera  # noqa: E402
 from homeassistant import loader  # noqa: E402
 from homeassistant.config_entries import ConfigEntryState  # noqa: E402
 from homeassistant.const import EVENT_STATE_CHANGED  # noqa: E402
@@ -490,6 +493,8 @@ async def run(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as anchors, tempfile.TemporaryDirectory() as config:
         cas.write_anchors(Path(anchors))
         tls.CERTS_DIR = Path(anchors)  # trust the virtual printers' CAs, for this run only
+        await bench_camera.bench_jpeg(cas, args.messages, line)
+        await bench_camera.bench_relay(cas, args.window / 4, line)
         async with async_test_home_assistant(config_dir=config) as hass:
             hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
             if not args.skip_pipeline:

@@ -26,8 +26,12 @@ def printer_entry(
 ) -> MockConfigEntry:
     """A config entry for the virtual printer, added to Home Assistant but not set up.
 
-    `port` is in the data only because test printers do not listen on 8883.
+    `port` (and `camera_port` / `rtsp_port`) are in the data only because test printers do not
+    listen on 8883 (6000 / 322).
     """
+    if printer.camera is not None:
+        key = "camera_port" if printer.camera.kind == "jpeg" else "rtsp_port"
+        data = {key: printer.camera.port} | data
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=printer.serial,

@@ -40,6 +40,7 @@ from custom_components.bambu_lan import (
     ams_sensor,
     binary_sensor,
     button,
+    camera,
     certificate,
     entity,
     event,
@@ -557,7 +558,7 @@ def test_translations_and_icons_cover_every_entity() -> None:
             job_sensor.COST,
             *ams_sensor.DESCRIPTIONS,
         ],
-        "image": [image.PREVIEW],
+        "image": [image.PREVIEW, image.LAST_PRINT],
         "binary_sensor": [*binary_sensor.BINARY_SENSORS, binary_sensor.CONNECTED],
         "button": [*button.BUTTONS, button.REFRESH, *ams_button.DESCRIPTIONS],
         "event": list(event.EVENTS),
@@ -567,6 +568,7 @@ def test_translations_and_icons_cover_every_entity() -> None:
         "number": list(number.NUMBERS),
         "select": [select.SPEED_PROFILE, select.AIRDUCT_MODE],
         "update": [update.FIRMWARE],
+        "camera": [camera.CAMERA_DESCRIPTION],
     }
     for platform, platform_descriptions in descriptions.items():
         keys = {description.translation_key for description in platform_descriptions}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -20,7 +21,7 @@ from custom_components.bambu_lan.const import (
     CONF_PINNED_CERT,
     DOMAIN,
 )
-from custom_components.bambu_lan.issues import SIGNED_COMMANDS
+from custom_components.bambu_lan.issues import CAMERA_AUTH, LIVEVIEW_DISABLED, SIGNED_COMMANDS
 from custom_components.bambu_lan.printer.health import FIXABLE_ISSUES, CertificateIssue
 from tests.helpers import printer_entry
 from tests.test_certificate_health import (
@@ -107,6 +108,44 @@ async def test_impostor_of_a_verified_printer_gets_nothing(
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert CONF_PINNED_CERT not in entry.options
     assert printer.logins() == logins
+
+
+@pytest.mark.parametrize(
+    ("profile", "issue_key"),
+    [
+        ("unknown_ca", "untrusted"),  # a chain to a CA that is not bundled, CN = serial
+        ("other_serial", "serial_mismatch"),  # a genuine chain, but another printer's
+        ("expired", "expired"),  # the printer's own chain, out of date
+    ],
+)
+async def test_another_chain_on_a_live_session_gets_no_login(
+    hass: HomeAssistant,
+    virtual_printer: Callable[..., VirtualPrinter],
+    trust_test_cas: object,
+    test_cas: TestCAs,
+    fast_reconnect: None,
+    profile: str,
+    issue_key: str,
+) -> None:
+    """The link drops and the reconnect meets another chain: the access code is not sent to
+    it (its broker counts no login) and a repair says why."""
+    printer = virtual_printer("X1C", time_scale=0)
+    entry = await async_setup_printer(hass, printer)
+    session = entry.runtime_data.session
+    assert session is not None
+    assert session.connected
+    connects = session.stats.connects
+
+    printer.serve(issue_server(profile, printer.serial, test_cas))
+    logins = printer.logins()
+    await wait_until(lambda: issue_key in open_issues(hass, entry))
+    await wait_until(lambda: entry.runtime_data.tls_error is not None)
+    assert_issue_text(open_issues(hass, entry)[issue_key])
+    await asyncio.sleep(0.5)  # a few more reconnect attempts (fast back-off)
+    assert not session.connected
+    assert session.stats.connects == connects
+    assert printer.logins() == logins
+    assert CONF_PINNED_CERT not in entry.options
 
 
 async def test_pin_mismatch_is_never_fixed_in_one_click(
@@ -293,7 +332,7 @@ async def test_signed_commands_issue(
 def test_every_issue_has_text() -> None:
     """Each issue key has a title and a description, which a fixable one has in its fix flow."""
     strings = issue_strings()
-    assert set(strings) == {*CertificateIssue, SIGNED_COMMANDS}
+    assert set(strings) == {*CertificateIssue, SIGNED_COMMANDS, CAMERA_AUTH, LIVEVIEW_DISABLED}
     for key, text in strings.items():
         assert text["title"], key
         fixable = key in FIXABLE_ISSUES

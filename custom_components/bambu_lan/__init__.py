@@ -20,6 +20,7 @@ from .coordinator import BambuConfigEntry, BambuCoordinator
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
     Platform.BUTTON,
+    Platform.CAMERA,
     Platform.EVENT,
     Platform.FAN,
     Platform.IMAGE,

@@ -12,7 +12,8 @@ certificate, and confirming pins exactly it (by its PEM, still bound to the seri
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 import ipaddress
@@ -31,6 +32,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_PORT
 from homeassistant.core import callback
+from homeassistant.data_entry_flow import AbortFlow
 from homeassistant.helpers.selector import (
     BooleanSelector,
     TextSelector,
@@ -340,6 +342,33 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         self._discovered: dict[str, str] = {}
         # Set while the form on screen offers to pin the certificate the last attempt saw.
         self._offer: PinOffer | None = None
+        self._checks: set[asyncio.Task[Any]] = set()
+
+    async def _async_check[T](self, check: Coroutine[Any, Any, T]) -> T:
+        """Run a network check that removing the flow (the dialog was closed) stops at once.
+
+        Home Assistant does not cancel a step that is still running when its flow is removed:
+        against an address that never answers, the check would hold its connection until its
+        own timeout.
+        """
+        task = self.hass.async_create_task(check, f"{DOMAIN} flow check", eager_start=True)
+        self._checks.add(task)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            step = asyncio.current_task()
+            if step is not None and step.cancelling():  # the step itself is being cancelled
+                raise
+            raise AbortFlow("flow_closed") from None
+        finally:
+            self._checks.discard(task)
+
+    @callback
+    @override
+    def async_remove(self) -> None:
+        """The flow was closed or finished: stop any check still connecting."""
+        for check in self._checks:
+            check.cancel()
 
     # --- adding a printer ------------------------------------------------------------------------
 
@@ -447,8 +476,13 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
             return
         port = entry.data.get(CONF_PORT, MQTT_PORT)
         try:
-            await async_probe_printer(
-                host, port, entry.data[CONF_SERIAL], pinned_cert=entry.options.get(CONF_PINNED_CERT)
+            await self._async_check(
+                async_probe_printer(
+                    host,
+                    port,
+                    entry.data[CONF_SERIAL],
+                    pinned_cert=entry.options.get(CONF_PINNED_CERT),
+                )
             )
         except PrinterTLSError as err:
             _LOGGER.debug("Not moving %s to %s: %s", entry.title, host, err)
@@ -535,7 +569,9 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
         self, host: str, serial: str, access_code: str, pinned_cert: str | None = None
     ) -> ConfigFlowResult:
         """Validate, then create the entry (raises FlowError)."""
-        identity = await async_validate_printer(host, MQTT_PORT, serial, access_code, pinned_cert)
+        identity = await self._async_check(
+            async_validate_printer(host, MQTT_PORT, serial, access_code, pinned_cert)
+        )
         # Another flow may have added the printer while this one was connecting.
         self._abort_if_unique_id_configured()
         name = self._discovered.get(CONF_NAME)
@@ -587,7 +623,9 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                 errors[CONF_ACCESS_CODE] = "invalid_access_code_format"
             else:
                 try:
-                    await _async_validate_entry(entry, entry.data[CONF_HOST], access_code)
+                    await self._async_check(
+                        _async_validate_entry(entry, entry.data[CONF_HOST], access_code)
+                    )
                 except FlowError as err:
                     errors["base"] = err.key
                     placeholders |= err.placeholders
@@ -641,8 +679,8 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
                     return await self.async_step_reconfigure_pin()
             else:
                 try:
-                    identity = await _async_validate_entry(
-                        entry, host, access_code, remove_pin=remove_pin
+                    identity = await self._async_check(
+                        _async_validate_entry(entry, host, access_code, remove_pin=remove_pin)
                     )
                 except FlowError as err:
                     if presented := err.placeholders.get("presented_serial"):
@@ -713,12 +751,14 @@ class BambuLanConfigFlow(ConfigFlow, domain=DOMAIN):
             )
         self._offer = None
         try:
-            identity = await async_validate_printer(
-                offer.host,
-                entry.data.get(CONF_PORT, MQTT_PORT),
-                offer.serial,
-                offer.access_code,
-                offer.certificate.pem,
+            identity = await self._async_check(
+                async_validate_printer(
+                    offer.host,
+                    entry.data.get(CONF_PORT, MQTT_PORT),
+                    offer.serial,
+                    offer.access_code,
+                    offer.certificate.pem,
+                )
             )
         except FlowError as err:
             self._offer = _offer(err, offer.host, offer.serial, offer.access_code, offer.origin)

@@ -10,7 +10,8 @@ import time
 from typing import Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.const import EVENT_HOMEASSISTANT_STOP
+from homeassistant.core import CALLBACK_TYPE, Event, HomeAssistant, callback
 from homeassistant.exceptions import (
     ConfigEntryAuthFailed,
     ConfigEntryNotReady,
@@ -22,6 +23,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from . import issues
+from .camera_link import CameraLink
 from .const import (
     CONF_ACCESS_CODE,
     CONF_CERT_FINGERPRINT,
@@ -87,6 +89,8 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         )
         # The running job's details from its 3MF (fetched when a print starts).
         self.job = JobTracker(self)
+        # The camera: connects (or listens) on first use.
+        self.camera = CameraLink(self)
         self.certificate: CertificateReport | None = None
         self.tls_error: PrinterTLSError | None = None
         self.tls_error_at: str | None = None
@@ -94,6 +98,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._unavailable_logged = False
         self._recovery_logged = False
         self._stable_timer: CALLBACK_TYPE | None = None
+        self._unsub_stop: CALLBACK_TYPE | None = None
         self._reconnect_failed = False
         # Outlives reconnects, so a reconnect's full report repeats no event.
         self.events = EventTracker()
@@ -126,6 +131,12 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             if is_ca_verified(data, self.config_entry.options)
             else self.config_entry.options.get(CONF_PINNED_CERT),
         )
+        # Home Assistant neither waits for nor promptly cancels a setup that is still connecting
+        # when it stops; closing the session aborts the connect (and a later reconnect) at once.
+        self.session = session
+        self._unsub_stop = self.hass.bus.async_listen_once(
+            EVENT_HOMEASSISTANT_STOP, self._async_hass_stop
+        )
         try:
             certificate = await session.async_connect()
         except InvalidAuth as err:
@@ -145,7 +156,6 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
                 translation_key="cannot_connect",
                 translation_placeholders={"host": self.host, "error": str(err)},
             ) from err
-        self.session = session
         self._on_verified(certificate)
 
     async def _async_update_data(self) -> PrinterState:
@@ -163,14 +173,22 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self.session.start_reconnecting()
         return self.state
 
+    async def _async_hass_stop(self, _event: Event) -> None:
+        self._unsub_stop = None  # a fired one-time listener must not be removed again
+        await self.async_close()
+
     async def async_close(self) -> None:
-        """Close the connections (unload, or a failed setup)."""
+        """Close the connections (unload, a failed setup, or Home Assistant stopping)."""
+        if self._unsub_stop is not None:
+            self._unsub_stop()
+            self._unsub_stop = None
         if self._stable_timer is not None:
             self._stable_timer()
             self._stable_timer = None
         if self._flush_timer is not None:
             self._flush_timer()
             self._flush_timer = None
+        await self.camera.async_close()
         await self.ftps.async_close()
         if self.session is not None:
             await self.session.async_close()
@@ -191,12 +209,14 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         if not state.apply(message):
             return
         changed, reads = state.changed_keys, self._report_reads
-        # Signed commands, the running job and the printer's events depend on a few report keys
-        # (recorded while they are read): a report that changed none of them is nothing new.
+        # Signed commands, live view, the running job and the printer's events depend on a few
+        # report keys (recorded while they are read): a report that changed none of them is
+        # nothing new for them.
         if changed is None or reads is None or not reads.isdisjoint(changed):
             state.record_reads()
             try:
                 required = state.signed_commands_required
+                liveview_disabled = state.liveview_disabled
                 job = self.job.running(state)
                 events = (
                     self.events.update(state, time.monotonic())
@@ -206,6 +226,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
             finally:
                 self._report_reads = state.recorded_reads()
             self._check_signed_commands(required)
+            self.camera.check_liveview(liveview_disabled)
             self.job.follow(job)
             if events is not None:
                 self._dispatch(events)

@@ -111,6 +111,7 @@ def _runtime(coordinator: BambuCoordinator, recorded: str | None) -> dict[str, A
         "certificate": certificate,
         "last_failure": _failure(coordinator.tls_error, coordinator.tls_error_at, serial),
         "connection": _connection(coordinator),
+        "camera": coordinator.camera.diagnostics(),
         "printer": {
             "model": str(state.model) if state.model is not None else None,
             "product_name": state.product_name,

@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from homeassistant.config_entries import ConfigEntry
 
 SIGNED_COMMANDS: Final = "signed_commands"
+CAMERA_AUTH: Final = "camera_invalid_auth"
+LIVEVIEW_DISABLED: Final = "liveview_disabled"
 _WARNINGS: Final = frozenset({CertificateIssue.EXPIRING_SOON, CertificateIssue.CHANGED})
 
 
@@ -170,7 +172,25 @@ def async_clear_tls_issue(hass: HomeAssistant, entry: ConfigEntry) -> None:
 def async_remove_entry_issues(hass: HomeAssistant, entry: ConfigEntry) -> None:
     """The entry is gone: so are its issues (call from async_remove_entry)."""
     async_clear_tls_issue(hass, entry)
-    ir.async_delete_issue(hass, DOMAIN, issue_id(SIGNED_COMMANDS, entry))
+    for key in (SIGNED_COMMANDS, CAMERA_AUTH, LIVEVIEW_DISABLED):
+        ir.async_delete_issue(hass, DOMAIN, issue_id(key, entry))
+
+
+@callback
+def async_set_camera_issue(hass: HomeAssistant, entry: ConfigEntry, key: str, active: bool) -> None:
+    """Open (or close) a camera issue: `key` names it and its translation."""
+    if not active:
+        ir.async_delete_issue(hass, DOMAIN, issue_id(key, entry))
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id(key, entry),
+        is_fixable=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=key,
+        translation_placeholders={"title": entry.title, "host": entry.data[CONF_HOST]},
+    )
 
 
 @callback

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 from typing import Any
 
 from homeassistant.core import HomeAssistant
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 import pytest
 
 from custom_components.bambu_lan.printer import session as client
-from custom_components.bambu_lan.printer.session import CommandError, InvalidAuth, PrinterSession
+from custom_components.bambu_lan.printer.session import (
+    CommandError,
+    InvalidAuth,
+    PrinterSession,
+    SessionClosed,
+    _Client,
+)
 from custom_components.bambu_lan.printer.tls import PrinterTLSError, TLSErrorKind
 from custom_components.bambu_lan.printer.values import MAX_PAYLOAD_BYTES
 from tests.helpers import sent_commands, wait_until
@@ -256,15 +264,11 @@ async def test_pushall_after_a_quick_reconnect_waits_out_the_interval(
 async def test_callbacks_from_a_stale_client_are_ignored(
     open_session: Any, hass: HomeAssistant, virtual_printer: Any
 ) -> None:
-    """Late paho callbacks for a client we already gave up on touch nothing (and close it)."""
+    """Late paho callbacks for a client we already gave up on touch nothing."""
     printer = virtual_printer("P1S")
     session = open_session(printer)
     await session.async_connect()
     stale = object()
-    left, right = socket.socketpair()
-    with right:
-        session._async_on_socket_open(stale, left, left.fileno())
-        assert left.fileno() == -1  # closed: a finished-too-late connect leaks nothing
     session._misc(stale)  # no timer is rescheduled for it
     assert session.connected
     # A message on another topic (the broker's ACL would not even deliver one) is dropped.
@@ -371,3 +375,64 @@ async def test_stable_link_resets_the_back_off(
     printer.restart_broker()  # the link stayed up for longer than STABLE_LINK
     await wait_until(lambda: recorder.connected == 3)
     assert session._backoff == 0.1  # started over at 0.05, doubled once
+
+
+async def test_close_while_the_login_goes_unanswered(
+    hass: HomeAssistant, test_cas: Any, tmp_path: Any, socket_enabled: None
+) -> None:
+    """The handshake verifies but the CONNACK never comes: closing the session ends the
+    connect at once (SessionClosed) and hangs up."""
+    import ssl
+    import time
+
+    from tests.virtual_printer.pki import issue_server
+
+    serial = "00M09A000000007"
+    chain, key = issue_server("legacy", serial, test_cas).write_server_files(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(chain, key)
+    logins: list[bytes] = []
+    hung_up = asyncio.Event()
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        logins.append(await reader.read(1024))  # CONNECT, then silence
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await reader.read()
+        hung_up.set()
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0, ssl=context)
+    session = PrinterSession(
+        "127.0.0.1", serial, "12345678", Recorder(), port=server.sockets[0].getsockname()[1]
+    )
+    try:
+        connecting = asyncio.ensure_future(session.async_connect())
+        await wait_until(lambda: logins)
+        started = time.monotonic()
+        await session.async_close()
+        with pytest.raises(SessionClosed):
+            await connecting
+        assert time.monotonic() - started < 1.0  # not the 10 s CONNACK timeout
+        async with asyncio.timeout(2):
+            await hung_up.wait()
+        assert not session.connected
+        with pytest.raises(SessionClosed):  # a closed session does not connect again
+            await session.async_connect()
+        assert len(logins) == 1
+    finally:
+        server.close()
+        server.close_clients()
+        await server.wait_closed()
+
+
+def test_paho_never_opens_a_connection_itself() -> None:
+    """paho gets a verified socket or nothing: its own connect path fails without a socket."""
+    paho = _Client(CallbackAPIVersion.VERSION2)
+    paho.connect_async("127.0.0.1", 8883)
+    with pytest.raises(ConnectionError):
+        paho.reconnect()
+    left, right = socket.socketpair()
+    with right:
+        with pytest.raises(ValueError, match="Invalid host"):
+            paho.connect_over(left, "", 8883)  # type: ignore[arg-type]
+        assert left.fileno() == -1  # the socket it was given is closed, not leaked

@@ -297,7 +297,8 @@ def initial_state(
             "halt_print_sensitivity": "medium",
         }
     if spec.chamber_sensor:
-        state["ipcam"]["rtsp_url"] = "disable"
+        # LAN Mode Liveview on (tests switch it off with {"ipcam": {"rtsp_url": "disable"}}).
+        state["ipcam"]["rtsp_url"] = "rtsps://127.0.0.1/streaming/live/1"
     if spec.door == "stat":
         state["stat"] = "46258008"  # door closed (bit 0x00800000 clear)
     if spec.dual_nozzle:

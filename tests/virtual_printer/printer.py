@@ -24,11 +24,13 @@ import time
 from typing import Any, Final, Self
 
 from .broker import HOST, Broker, check_secret, die_with_parent
+from .camera import CameraProcess
 from .ftps import FULL_PATH_MODELS
 from .models import Json, spec_for
 from .pki import PROFILES, ServerIdentity, TestCAs, issue_server
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[2]
+JPEG_CAMERA_MODELS: Final = frozenset({"P1S", "A1MINI"})
 READY_TIMEOUT: Final = 15.0
 CONTROL_TIMEOUT: Final = 10.0
 
@@ -61,12 +63,17 @@ class VirtualPrinter:
         demo_print: bool = False,
         prewarm: bool = False,
         quirks: Iterable[str] = (),
+        camera: dict[str, Any] | bool = False,
         ams: bool = True,
         ftps: bool = False,
     ) -> None:
         """`prewarm`: take an already started firmware process and start the next one for
         whoever comes after (saves the ~0.5 s Python needs to import paho). `quirks`: firmware
         oddities of real printers to imitate (`firmware.QUIRKS`).
+
+        `camera`: also run the model's camera, port-6000 JPEG (P1S, A1MINI) or RTSPS (X1C,
+        H2D): True, or options for it such as `fps`, `garbage`, `auth`; see
+        `camera_server.py`.
 
         `ftps`: also serve the storage over implicit FTPS (see `start_ftps`)."""
         if profile not in PROFILES:
@@ -94,6 +101,8 @@ class VirtualPrinter:
             "ams": ams,
         }
         self._prewarm = prewarm
+        self._camera_options = {} if camera is True else camera or None
+        self.camera: CameraProcess | None = None
         self._firmware: subprocess.Popen[bytes] | None = None
         self._buffer = b""
         self._next_id = 1
@@ -117,6 +126,13 @@ class VirtualPrinter:
     def port(self) -> int:
         """The printer's MQTT/TLS port on 127.0.0.1."""
         return self.broker.port
+
+    @property
+    def camera_port(self) -> int:
+        """The camera's port on 127.0.0.1 (the printer's 6000 or 322; needs `camera=`)."""
+        if self.camera is None:
+            raise FirmwareError("this virtual printer runs no camera")
+        return self.camera.port
 
     @property
     def access_code(self) -> str:
@@ -147,6 +163,14 @@ class VirtualPrinter:
             self.broker.set_identity(self.identity)
             self.broker.start()
             self._configure_firmware()
+            if self._camera_options is not None:
+                self.camera = CameraProcess(
+                    self.identity,
+                    self._access_code,
+                    self._workdir,
+                    kind="jpeg" if self.model in JPEG_CAMERA_MODELS else "rtsp",
+                    **self._camera_options,
+                )
             if self._want_ftps:
                 self.start_ftps()
             self._await_ready()
@@ -210,6 +234,9 @@ class VirtualPrinter:
             process.stdin.close()  # the firmware starts exiting while the broker stops
         self.stop_ftps()
         self.broker.close()
+        camera, self.camera = self.camera, None
+        if camera is not None:
+            camera.close()
         if process is not None:
             self._end_firmware(process)
         shutil.rmtree(self._workdir, ignore_errors=True)
@@ -273,6 +300,8 @@ class VirtualPrinter:
         """Change the access code (the broker restarts, so clients must log in again)."""
         self.broker.set_access_code(access_code)
         self._access_code = access_code
+        if self.camera is not None:
+            self.camera.call("access_code", value=access_code)
         if self.broker.running:
             self._wait_firmware_connected()
 
@@ -284,6 +313,8 @@ class VirtualPrinter:
         """Present another certificate chain (the broker restarts): returns the leaf SHA-256."""
         self.identity = identity
         self.broker.set_identity(identity)
+        if self.camera is not None:
+            self.camera.serve(identity)
         if self.broker.running:
             self._wait_firmware_connected()
         return self.fingerprint

@@ -511,6 +511,11 @@ class StateFields(RecordedReads):
         url = to_str(dig(self._view.get("ipcam"), "rtsp_url"))
         return None if url is None or url == "disable" else url
 
+    @property
+    def liveview_disabled(self) -> bool:
+        """Whether "LAN Mode Liveview" is off (`ipcam.rtsp_url` reads "disable")."""
+        return to_str(dig(self._view.get("ipcam"), "rtsp_url")) == "disable"
+
     # --- AMS ----------------------------------------------------------------------------------
 
     def _ams(self) -> dict[int, AmsUnit]:

@@ -48,6 +48,29 @@ _DUAL_NOZZLE_MODELS: Final = frozenset(
 )
 
 
+class CameraKind(StrEnum):
+    """How a model serves its camera on the LAN."""
+
+    JPEG = "jpeg"  # TLS socket on port 6000, JPEG frames
+    RTSP = "rtsp"  # RTSPS on port 322
+
+
+_JPEG_CAMERA_MODELS: Final = frozenset(
+    {PrinterModel.P1P, PrinterModel.P1S, PrinterModel.A1, PrinterModel.A1MINI, PrinterModel.A2L}
+)
+# On these, port 6000 carries the file tunnel instead of the camera.
+_RTSP_CAMERA_MODELS: Final = X1_FAMILY | STAT_DOOR_MODELS
+
+
+def camera_kind(model: PrinterModel | None) -> CameraKind | None:
+    """The model's camera protocol (None: unknown model, no camera entity)."""
+    if model in _JPEG_CAMERA_MODELS:
+        return CameraKind.JPEG
+    if model in _RTSP_CAMERA_MODELS:
+        return CameraKind.RTSP
+    return None
+
+
 def has_chamber_sensor(model: PrinterModel | None) -> bool:
     """Whether `chamber_temper` is a real reading (P1 and A1 report junk such as 5)."""
     return model in _CHAMBER_SENSOR_MODELS

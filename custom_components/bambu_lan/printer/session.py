@@ -1,10 +1,10 @@
 """One MQTT session to one printer, driven from the asyncio event loop.
 
 No Home Assistant imports: this module is library grade. paho-mqtt does the protocol; we own the
-socket. The blocking part of a connect (TCP connect + verified TLS handshake, both inside
-`Client.connect`) runs in the executor; afterwards paho's socket is driven with
-`loop.add_reader` / `add_writer` and a one-second `loop_misc` timer, so no paho network thread
-exists and nothing blocks the loop.
+socket. The TCP connect and the verified TLS handshake are driven by the event loop
+(`tls_connect.async_open_tls`) and paho is handed the finished socket, which is then driven with
+`loop.add_reader` / `add_writer` and a `loop_misc` timer: no thread exists, nothing blocks the
+loop, and closing the session aborts a connect at once, even against a peer that never answers.
 
 The TLS context comes from `tls.py`, bound to the serial: the certificate must chain to a bundled
 Bambu CA and carry CN = serial before paho sends a byte of MQTT (and so the access code).
@@ -13,7 +13,6 @@ Bambu CA and carry CN = serial before paho sends a byte of MQTT (and so the acce
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 import contextlib
 from dataclasses import dataclass
 import itertools
@@ -21,9 +20,8 @@ import json
 import logging
 import random
 import ssl
-import threading
 import time
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, override
 import uuid
 
 import paho.mqtt.client as mqtt
@@ -34,7 +32,7 @@ from .tls import (
     CertificateReport,
     PrinterTLSError,
     async_create_printer_context,
-    classify_ssl_error,
+    async_open_tls,
     report_from_ssl,
 )
 from .values import decode_payload
@@ -43,8 +41,7 @@ _LOGGER = logging.getLogger(__name__)
 
 USERNAME: Final = "bblp"
 KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drops the link
-# TCP connect, then (separately) the wait for CONNACK; paho bounds the TLS handshake in between
-# by the keepalive.
+# Each of the TCP connect, the TLS handshake and the wait for CONNACK.
 CONNECT_TIMEOUT: Final = 10.0
 COMMAND_TIMEOUT: Final = 10.0
 # Printers that stay connected but stop publishing exist (BambuStudio#2404): after this much
@@ -77,6 +74,10 @@ class ConnectTimeout(CannotConnect):
     """The TLS connection opened but the printer did not answer the MQTT login in time."""
 
 
+class SessionClosed(CannotConnect):
+    """The session was closed (unload, shutdown) while it was connecting."""
+
+
 class InvalidAuth(SessionError):
     """The printer rejected the access code (CONNACK 5, not authorised)."""
 
@@ -106,6 +107,33 @@ class SessionListener(Protocol):
 
     def on_reconnect_failed(self, error: Exception) -> bool:
         """A reconnect attempt failed; return False to stop retrying (e.g. bad access code)."""
+
+
+class _Client(mqtt.Client):
+    """A paho client that logs in over a socket we connected and verified on the event loop.
+
+    paho would open its socket itself, blocking in the TCP connect and the TLS handshake; that
+    had to run in the executor, where a peer that accepts TCP and never answers held a thread
+    (and the socket) that closing the session could not take back.
+    """
+
+    _verified: ssl.SSLSocket | None = None
+
+    def connect_over(self, sock: ssl.SSLSocket, host: str, port: int) -> None:
+        """Send CONNECT over `sock` (the CONNACK arrives through the loop's reader)."""
+        self._verified = sock
+        try:
+            self.connect(host, port, KEEPALIVE)
+        except BaseException:
+            sock.close()
+            raise
+
+    @override
+    def _create_socket(self) -> ssl.SSLSocket:
+        sock, self._verified = self._verified, None
+        if sock is None:  # paho never opens a connection of its own
+            raise ConnectionError("no verified connection to log in over")
+        return sock
 
 
 @dataclass
@@ -150,8 +178,8 @@ class PrinterSession:
         self._report_topic = f"device/{serial}/report"
         self._request_topic = f"device/{serial}/request"
         self._loop = asyncio.get_running_loop()
-        self._loop_thread = threading.get_ident()
         self._client: mqtt.Client | None = None
+        self._opening: asyncio.Task[ssl.SSLSocket] | None = None
         self._fileno: int | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._misc_timer: asyncio.TimerHandle | None = None
@@ -178,17 +206,23 @@ class PrinterSession:
     # --- connecting ------------------------------------------------------------------------------
 
     async def async_connect(self) -> CertificateReport:
-        """Connect once; raise PrinterTLSError, InvalidAuth or CannotConnect on failure."""
+        """Connect once; raise PrinterTLSError, InvalidAuth or CannotConnect on failure.
+
+        `async_close` aborts it at any point (SessionClosed): nothing is left open.
+        """
+        if self._closing:
+            raise SessionClosed(f"{self.host}:{self.port}: the session is closed")
         context = await async_create_printer_context(self.serial, pinned_cert=self._pinned_cert)
-        client = mqtt.Client(
+        client = _Client(
             CallbackAPIVersion.VERSION2,
             client_id=f"bambu_lan_{uuid.uuid4().hex[:12]}",
             protocol=MQTTProtocolVersion.MQTTv311,
             clean_session=True,
         )
         client.username_pw_set(USERNAME, self._access_code)
+        # Never used to connect (the socket is verified already); should paho ever open one of
+        # its own, it would verify with the same context.
         client.tls_set_context(context)
-        client.connect_timeout = CONNECT_TIMEOUT
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
@@ -196,21 +230,14 @@ class PrinterSession:
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_socket_register_write
         client.on_socket_unregister_write = self._on_socket_unregister_write
-        self._client = client
-        self._connack = self._loop.create_future()
+        connack: asyncio.Future[ReasonCode] = self._loop.create_future()
+        self._connack = connack
         try:
-            try:
-                await self._loop.run_in_executor(
-                    None, client.connect, self.host, self.port, KEEPALIVE
-                )
-            except PrinterTLSError:
-                raise
-            except (OSError, ssl.SSLError, ValueError) as err:
-                raise classify_ssl_error(
-                    err, host=self.host, port=self.port, serial=self.serial
-                ) from None
+            sock = await self._async_open(context)
+            self._client = client
+            client.connect_over(sock, self.host, self.port)
             async with asyncio.timeout(CONNECT_TIMEOUT):
-                reason = await self._connack
+                reason = await connack
         except BaseException as err:
             self._teardown_client()
             self.stats.last_error = _describe(err)
@@ -219,8 +246,9 @@ class PrinterSession:
                     f"{self.host}:{self.port}: no MQTT answer within {CONNECT_TIMEOUT:.0f} s"
                 ) from None
             raise
-        # The future holds paho's reason code, which carries a table of every code's name.
-        self._connack = None
+        finally:
+            # The future holds paho's reason code, which carries a table of every code's name.
+            self._connack = None
         if reason.is_failure:
             self._teardown_client()
             # CONNACK 4 (bad user name or password) and 5 (not authorised) both mean the code.
@@ -229,11 +257,30 @@ class PrinterSession:
                 raise InvalidAuth(f"{self.host}:{self.port}: the printer rejected the access code")
             self.stats.last_error = str(reason)
             raise CannotConnect(f"{self.host}:{self.port}: MQTT login refused ({reason})")
-        sock = client.socket()
-        assert isinstance(sock, ssl.SSLSocket)
         self.certificate = report_from_ssl(sock)
         self._after_connect(client)
         return self.certificate
+
+    async def _async_open(self, context: ssl.SSLContext) -> ssl.SSLSocket:
+        """The verified TLS socket, opened in a task of its own that `async_close` cancels."""
+        opening = self._loop.create_task(
+            async_open_tls(context, self.host, self.port, CONNECT_TIMEOUT),
+            name=f"bambu_lan connect {self.host}",
+        )
+        self._opening = opening
+        try:
+            sock = await opening
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and not task.cancelling():  # async_close cancelled it, not ours
+                raise SessionClosed(f"{self.host}:{self.port}: closed while connecting") from None
+            raise
+        finally:
+            self._opening = None
+        if self._closing:  # closed just as the handshake completed: send nothing
+            sock.close()
+            raise SessionClosed(f"{self.host}:{self.port}: closed while connecting")
+        return sock
 
     def _after_connect(self, client: mqtt.Client) -> None:
         self.connected = True
@@ -322,12 +369,21 @@ class PrinterSession:
             self._reconnect_task = None
 
     async def async_close(self) -> None:
-        """Disconnect for good: no thread, timer or task is left behind."""
+        """Disconnect for good, also in the middle of a connect: no socket, timer or task is
+        left behind (and there never is a thread)."""
         self._closing = True
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._reconnect_task
+        if self._opening is not None:
+            # The connect awaiting it raises SessionClosed; the socket is closed once it is done.
+            self._opening.cancel()
+            await asyncio.wait([self._opening])
+        if self._connack is not None and not self._connack.done():
+            self._connack.set_exception(
+                SessionClosed(f"{self.host}:{self.port}: closed while logging in")
+            )
         client = self._client
         if client is not None and self.connected:
             client.disconnect()
@@ -367,30 +423,17 @@ class PrinterSession:
         self._listener.on_disconnected(error)
         self._schedule_reconnect()
 
-    # --- paho callbacks (on the loop, except socket open/register-write during connect) -------
-
-    def _in_loop(self, callback: Callable[..., None], *args: Any) -> None:
-        if threading.get_ident() == self._loop_thread:
-            callback(*args)
-        else:
-            self._loop.call_soon_threadsafe(callback, *args)
+    # --- paho callbacks (all on the loop: paho runs nothing of its own) ---------------------
 
     def _on_socket_open(self, client: mqtt.Client, _userdata: Any, sock: Any) -> None:
-        self._in_loop(self._async_on_socket_open, client, sock, sock.fileno())
-
-    def _async_on_socket_open(self, client: mqtt.Client, sock: Any, fileno: int) -> None:
-        if client is not self._client:
-            # A connect that finished in the executor after we gave up on it (timeout, close).
-            sock.close()
-            return
         # Register by descriptor number: by the time paho reports a close the socket object
         # already says -1, and the loop would no longer find it.
-        self._fileno = fileno
+        self._fileno = fileno = sock.fileno()
         self._loop.add_reader(fileno, self._read, client, sock)
         self._misc_timer = self._loop.call_later(MISC_INTERVAL, self._misc, client)
 
     def _on_socket_close(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
-        self._in_loop(self._async_forget_socket, client)
+        self._async_forget_socket(client)
 
     def _async_forget_socket(self, client: mqtt.Client) -> None:
         if client is not self._client or self._fileno is None:
@@ -400,16 +443,10 @@ class PrinterSession:
         self._fileno = None
 
     def _on_socket_register_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
-        self._in_loop(self._async_register_write, client)
-
-    def _async_register_write(self, client: mqtt.Client) -> None:
         if client is self._client and self._fileno is not None:
             self._loop.add_writer(self._fileno, self._write, client)
 
     def _on_socket_unregister_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
-        self._in_loop(self._async_unregister_write, client)
-
-    def _async_unregister_write(self, client: mqtt.Client) -> None:
         if client is self._client and self._fileno is not None:
             self._loop.remove_writer(self._fileno)
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import re
 import socket
 import ssl
-from typing import TYPE_CHECKING, Any, cast, override
+from typing import TYPE_CHECKING, Any, override
 
 from cryptography import x509
 
@@ -35,14 +35,13 @@ from .chain import (
     _der,
     _kind_for_code,
     _leaf_details,
-    _os_detail,
     _parse_der_chain,
     _sha256,
-    _ssl_detail,
     _verification_failure,
     classify_ssl_error,
     report_from_ssl,
 )
+from .tls_connect import async_open_tls
 from .tls_errors import PrinterTLSError, TLSErrorKind, _HandshakeRejected
 
 if TYPE_CHECKING:
@@ -55,10 +54,10 @@ __all__ = [
     "PrinterTLSError",
     "TLSErrorKind",
     "async_create_printer_context",
+    "async_open_tls",
     "async_probe_printer",
     "classify_ssl_error",
     "create_printer_context",
-    "probe_printer",
     "report_from_ssl",
 ]
 
@@ -381,38 +380,19 @@ async def async_create_printer_context(
             _store_build(key, build)
 
 
-# --- Probing ----------------------------------------------------------------------------------
+# --- Probing --------------------------------------------------------------------------------
 
 
-def _handshake(context: ssl.SSLContext, host: str, port: int, timeout: float) -> CertificateReport:
+async def _async_report(
+    context: ssl.SSLContext, host: str, port: int, step_timeout: float
+) -> CertificateReport:
     """Connect, complete a verified handshake, report, close: no application data is sent."""
-    try:
-        sock = socket.create_connection((host, port), timeout=timeout)
-    except OSError as err:
-        raise PrinterTLSError(
-            TLSErrorKind.UNREACHABLE, host=host, port=port, detail=_os_detail(err)
-        ) from err
-    with sock:
-        try:
-            tls = context.wrap_socket(sock)
-        except PrinterTLSError as err:
-            err.host, err.port = host, port
-            raise
-        except ssl.SSLError as err:
-            raise PrinterTLSError(
-                TLSErrorKind.PROTOCOL, host=host, port=port, detail=_ssl_detail(err)
-            ) from err
-        except OSError as err:
-            # TCP is up but the TLS server stalled or hung up: not a TLS peer we can talk to.
-            raise PrinterTLSError(
-                TLSErrorKind.PROTOCOL, host=host, port=port, detail=_os_detail(err)
-            ) from err
-        with tls:
-            return report_from_ssl(tls)
+    with await async_open_tls(context, host, port, step_timeout) as tls:
+        return report_from_ssl(tls)
 
 
-def _confirm_presented_serial(
-    err: PrinterTLSError, host: str, port: int, timeout: float
+async def _async_confirm_presented_serial(
+    err: PrinterTLSError, host: str, port: int, step_timeout: float
 ) -> PrinterTLSError:
     """Check a hostname mismatch with a handshake bound to the presented CN.
 
@@ -422,8 +402,11 @@ def _confirm_presented_serial(
     presented = err.presented_cn
     if presented is None:
         return err
+    loop = asyncio.get_running_loop()
     try:
-        _handshake(create_printer_context(presented), host, port, timeout)
+        # Not cached: the presented name is the peer's choice.
+        context = await loop.run_in_executor(None, create_printer_context, presented)
+        await _async_report(context, host, port, step_timeout)
     except PrinterTLSError as second:
         if second.kind is TLSErrorKind.UNTRUSTED_ISSUER:
             second.serial = err.serial
@@ -436,43 +419,25 @@ def _confirm_presented_serial(
     return err
 
 
-def probe_printer(
-    host: str,
-    port: int,
-    serial: str,
-    timeout: float = 10.0,
-    *,
-    pinned_cert: str | None = None,
-) -> CertificateReport:
-    """Verify the printer's certificate with one handshake and report it (blocking).
-
-    Raises `PrinterTLSError` for every failure.
-    """
-    return _probe(create_printer_context(serial, pinned_cert=pinned_cert), host, port, timeout)
-
-
-def _probe(context: ssl.SSLContext, host: str, port: int, timeout: float) -> CertificateReport:
-    serial = cast(_PrinterContext, context).serial
-    try:
-        return _handshake(context, host, port, timeout)
-    except PrinterTLSError as err:
-        classify_ssl_error(err, host=host, port=port, serial=serial)
-        if err.kind is TLSErrorKind.SERIAL_MISMATCH:
-            confirmed = _confirm_presented_serial(err, host, port, timeout)
-            if confirmed is not err:
-                raise confirmed from err
-        raise
-
-
 async def async_probe_printer(
     host: str,
     port: int,
     serial: str,
-    timeout: float = 10.0,  # noqa: ASYNC109 - bounds the blocking socket in the executor
+    timeout: float = 10.0,  # noqa: ASYNC109 - bounds each step of the loop-driven connection
     *,
     pinned_cert: str | None = None,
 ) -> CertificateReport:
-    """`probe_printer` in the executor, with the cached context."""
+    """Verify the printer's certificate with one handshake and report it (no data is sent).
+
+    Driven by the event loop like `async_open_tls`: an aborted caller leaves no socket behind.
+    Raises `PrinterTLSError` for every failure.
+    """
     context = await async_create_printer_context(serial, pinned_cert=pinned_cert)
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(None, _probe, context, host, port, timeout)
+    try:
+        return await _async_report(context, host, port, timeout)
+    except PrinterTLSError as err:
+        if err.kind is TLSErrorKind.SERIAL_MISMATCH:
+            confirmed = await _async_confirm_presented_serial(err, host, port, timeout)
+            if confirmed is not err:
+                raise confirmed from err
+        raise
