@@ -6,6 +6,7 @@ The integration is imported at module level on purpose: otherwise the harness mo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from unittest.mock import AsyncMock
 
 import pytest
@@ -13,6 +14,21 @@ import pytest
 import custom_components.bambu_lan  # noqa: F401
 from tests.translation_check import check_translations  # noqa: F401
 from tests.virtual_printer.fixtures import *  # noqa: F403
+
+
+@pytest.fixture(autouse=True)
+def no_deprecated_api(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Fail the test in which our code calls an API Home Assistant reports as deprecated (it
+    reports each once per process, as a warning only, for custom integrations)."""
+    yield
+    reported = [
+        record.getMessage()
+        for when in ("setup", "call")
+        for record in caplog.get_records(when)
+        if record.name == "homeassistant.helpers.frame"
+        and "integration 'bambu_lan'" in record.getMessage()
+    ]
+    assert not reported, reported
 
 
 @pytest.fixture(autouse=True)

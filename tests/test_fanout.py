@@ -17,7 +17,7 @@ import pytest
 from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.coordinator import BambuCoordinator
 from custom_components.bambu_lan.entity import BambuEntity
-from custom_components.bambu_lan.fanout import BURST, RATE, ReportFanout
+from custom_components.bambu_lan.fanout import BURST, MAX_SHARED_READS, RATE, ReportFanout
 from tests.test_entities import setup_printer, state_of, wait_for_state
 from tests.virtual_printer.models import pack_temp, spec_for, version_modules
 from tests.virtual_printer.printer import PrinterFactory
@@ -84,6 +84,20 @@ def test_index_follows_the_reads() -> None:
     assert fanout.readers({"layer_num"}) == [first]
     fanout.index(second, {"device.bed", "device"}, ())
     assert fanout.indexed_keys == {"layer_num"}
+
+
+def test_equal_key_sets_are_shared() -> None:
+    """Listeners that read the same keys keep one frozenset; the sharing cache is bounded."""
+    fanout, _, _ = make_fanout()
+    mine = fanout.shared({"mc_percent", "layer_num"})
+    theirs = fanout.shared(["layer_num", "mc_percent"])
+    assert mine == {"mc_percent", "layer_num"}
+    assert theirs is mine
+    for number in range(MAX_SHARED_READS + 1):
+        fanout.shared({f"key{number}"})
+    assert len(fanout._shared) <= MAX_SHARED_READS
+    again = fanout.shared({"layer_num", "mc_percent"})
+    assert again == mine
 
 
 def test_ordinary_traffic_is_delivered_at_once() -> None:
@@ -269,3 +283,39 @@ async def poll(condition: Callable[[], Any], timeout: float = 15.0) -> None:
     async with asyncio.timeout(timeout):
         while not condition():
             await asyncio.sleep(0.02)
+
+
+@pytest.mark.usefixtures("trust_test_cas")
+async def test_report_checks_run_only_for_keys_they_read(
+    hass: HomeAssistant, virtual_printer: PrinterFactory
+) -> None:
+    """The event, job and signed-command checks run for a report that changed a key they read
+    (the job state here), not for one that moved a temperature only; events still fire."""
+    entry, printer = await setup_printer(hass, virtual_printer, "P1S")
+    coordinator: BambuCoordinator = entry.runtime_data
+    checked: list[str | None] = []
+    original = coordinator.events.update
+
+    def spy_update(state: Any, now: float) -> Any:
+        checked.append(state.gcode_state)
+        return original(state, now)
+
+    coordinator.events.update = spy_update  # type: ignore[method-assign]
+    fired: list[Event] = []
+    hass.bus.async_listen("state_changed", fired.append)
+
+    printer.set_state({"nozzle_temper": 87.0})
+    await wait_for_state(hass, "sensor.p1s_nozzle_temperature", "87.0")
+    assert checked == []
+
+    printer.set_state({"gcode_state": "RUNNING", "subtask_name": "benchy"})
+    await poll(
+        lambda: any(
+            event.data["entity_id"] == "event.p1s_print"
+            and event.data["new_state"].attributes.get("event_type") == "started"
+            for event in fired
+        )
+    )
+    assert checked == ["RUNNING"]
+    assert coordinator.job.key is not None
+    assert coordinator.job.key[0] == "benchy"

@@ -483,6 +483,24 @@ def test_p1s_sends_deltas(
         printer.set_door(True)
 
 
+def test_raw_temperatures_quirk_pushes_every_interval(
+    virtual_printer: PrinterFactory, raw_client: Callable[..., RawClient]
+) -> None:
+    """With `raw_temperatures` a steady P1S still pushes every interval: its temperatures in
+    raw 1/32 °C steps around the heater's value, as real printers send them."""
+    printer = virtual_printer("P1S", push_interval=0.1, quirks=["raw_temperatures"])
+    client = raw_client(printer).login()
+    full = _pushall(client)
+    temps = []
+    for _ in range(4):
+        delta = client.wait_for(_push)["print"]
+        assert delta["msg"] == 1
+        temps.append(delta["nozzle_temper"])
+        assert delta["nozzle_temper"] * 32 == int(delta["nozzle_temper"] * 32)
+        assert abs(delta["bed_temper"] - full["bed_temper"]) <= 2 / 32 + 0.1
+    assert len(set(temps)) > 1
+
+
 def test_h2d_nested_deltas_packed_temperatures_and_door(
     virtual_printer: PrinterFactory, raw_client: Callable[..., RawClient]
 ) -> None:

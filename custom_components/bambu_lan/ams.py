@@ -141,7 +141,7 @@ def async_track_unit_devices(hass: HomeAssistant, entry: BambuConfigEntry) -> No
                 continue  # the usual case: a few comparisons, no registry lookup
             written[unit.id] = current
             identifier = unit_identifier(coordinator.serial, unit.id)
-            device = registry.async_get_device(identifiers={identifier})
+            device = registry.async_get_device_by_identifier(identifier, entry.entry_id)
             if device is None or current == (
                 device.model,
                 device.serial_number,

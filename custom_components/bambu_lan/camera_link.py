@@ -141,12 +141,12 @@ class CameraLink:
             )
 
     @callback
-    def check_liveview(self) -> None:
-        """After each report: RTSP cameras need "LAN Mode Liveview" on; a repair while off."""
+    def check_liveview(self, disabled: bool) -> None:
+        """After a report that changed `disabled` (the state's `liveview_disabled`): RTSP
+        cameras need "LAN Mode Liveview" on; a repair while off."""
         if self.kind is not CameraKind.RTSP:
             return
         coordinator = self._coordinator
-        disabled = coordinator.state.liveview_disabled
         if disabled != self._liveview_disabled:
             self._liveview_disabled = disabled
             issues.async_set_camera_issue(

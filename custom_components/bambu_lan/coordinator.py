@@ -17,6 +17,7 @@ from homeassistant.exceptions import (
     ConfigEntryNotReady,
     HomeAssistantError,
 )
+from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.event import async_call_later, async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
@@ -105,6 +106,10 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
         self._flush_timer: CALLBACK_TYPE | None = None
         self.fanout = ReportFanout(hass.loop, self._deliver)
         """Entities register the report keys they read here; reports reach only their readers."""
+        self.entity_device_info: DeviceInfo | None = None
+        """The device info the entities last created carry (see `BambuEntity`)."""
+        # Report keys the last signed-commands, job and event check read (see `on_report`).
+        self._report_reads: frozenset[str] | None = None
         self.device_id: str | None = None
         """The printer's device registry id (AMS devices link to it)."""
         self.ams_platforms: list[set[int]] = []
@@ -200,13 +205,31 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     def on_report(self, message: dict[str, Any]) -> None:
         """Merge a report; tell the entities that read what it changed."""
-        if not self.state.apply(message):
+        state = self.state
+        if not state.apply(message):
             return
-        self._check_signed_commands()
-        self.camera.check_liveview()
-        self.job.check()
-        if self.state.full_state_received:
-            self._dispatch(self.events.update(self.state, time.monotonic()))
+        changed, reads = state.changed_keys, self._report_reads
+        # Signed commands, live view, the running job and the printer's events depend on a few
+        # report keys (recorded while they are read): a report that changed none of them is
+        # nothing new for them.
+        if changed is None or reads is None or not reads.isdisjoint(changed):
+            state.record_reads()
+            try:
+                required = state.signed_commands_required
+                liveview_disabled = state.liveview_disabled
+                job = self.job.running(state)
+                events = (
+                    self.events.update(state, time.monotonic())
+                    if state.full_state_received
+                    else None
+                )
+            finally:
+                self._report_reads = state.recorded_reads()
+            self._check_signed_commands(required)
+            self.camera.check_liveview(liveview_disabled)
+            self.job.follow(job)
+            if events is not None:
+                self._dispatch(events)
         if not self._full_report.is_set():
             if self.state.full_state_received:
                 self._full_report.set()
@@ -383,8 +406,7 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     def _async_daily_check(self, _now: datetime) -> None:
         self.async_check_certificate()
 
-    def _check_signed_commands(self) -> None:
-        required = self.state.signed_commands_required
+    def _check_signed_commands(self, required: bool | None) -> None:
         if required is None or required == self._signed_commands_required:
             return
         self._signed_commands_required = required

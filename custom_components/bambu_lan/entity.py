@@ -84,7 +84,12 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         super().__init__(coordinator)
         self.entity_description = description
         self._attr_unique_id = f"{coordinator.serial}_{description.key}"
-        self._attr_device_info = device_info(coordinator)
+        # One device info per printer, shared by its ~60 entities (Home Assistant only reads it
+        # when the entity is added); a new one only once get_version changed what it holds.
+        info = device_info(coordinator)
+        if info != coordinator.entity_device_info:
+            coordinator.entity_device_info = info
+        self._attr_device_info = coordinator.entity_device_info
         self._written: tuple[Any, ...] | None = None
         # Top-level report keys the last refresh read (None: not evaluated yet).
         self._reads: frozenset[str] | None = None
@@ -114,11 +119,12 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
             shown = (self.available, *self._refresh())
             self._bound_strings()
         finally:
-            reads, self._reads = self._reads, state.recorded_reads()
-            if reads != self._reads:
-                self.coordinator.fanout.index(
-                    self._handle_coordinator_update, reads or (), self._reads
-                )
+            # Compared as a set: a frozenset is made only when the reads moved (rarely).
+            reads, old = state.stop_recording(), self._reads
+            if old is None or reads != old:
+                fanout = self.coordinator.fanout
+                self._reads = fanout.shared(reads)
+                fanout.index(self._handle_coordinator_update, old or (), self._reads)
         return shown
 
     def _bound_strings(self) -> None:

@@ -20,6 +20,9 @@ RATE: Final = 5.0
 BURST: Final = 5
 """Deliveries allowed back to back before `RATE` applies (ordinary traffic never waits)."""
 
+MAX_SHARED_READS: Final = 512
+"""Distinct key sets kept for sharing (a printer's entities read a few dozen)."""
+
 type Listener = Callable[[], None]
 type Deliver = Callable[[frozenset[str] | None], None]
 
@@ -32,12 +35,21 @@ class ReportFanout:
         self._loop = loop
         self._deliver = deliver
         self._readers: dict[str, dict[Listener, None]] = {}
+        self._shared: dict[frozenset[str], frozenset[str]] = {}
         self._tokens = float(BURST)
         self._tokens_at = loop.time()
         self._pending: frozenset[str] | None = frozenset()
         self._flush: asyncio.TimerHandle | None = None
 
     # --- the index ---------------------------------------------------------------------------
+
+    def shared(self, keys: Iterable[str]) -> frozenset[str]:
+        """`keys` as a frozenset shared by every listener that reads the same keys (most of a
+        printer's entities read one to three keys; a frozenset takes 200 bytes)."""
+        frozen = frozenset(keys)
+        if len(self._shared) >= MAX_SHARED_READS:
+            self._shared.clear()  # only a cache: sets already handed out stay valid
+        return self._shared.setdefault(frozen, frozen)
 
     def index(self, listener: Listener, old: Iterable[str], new: Iterable[str]) -> None:
         """Move `listener` from the keys it read before (`old`) to the ones it reads now."""

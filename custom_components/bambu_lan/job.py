@@ -23,6 +23,7 @@ from .printer.threemf import (
 
 if TYPE_CHECKING:
     from .coordinator import BambuCoordinator
+    from .printer.state import PrinterState
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,14 +54,17 @@ class JobTracker:
         self.error: str | None = None
         self._task: asyncio.Task[None] | None = None
 
-    @callback
-    def check(self) -> None:
-        """After each report: a new job starts a fetch of its 3MF."""
-        state = self._coordinator.state
+    @staticmethod
+    def running(state: PrinterState) -> tuple[str | None, str | None] | None:
+        """The job the printer works on (its name and file), None between jobs; reads only."""
         if state.gcode_state not in ACTIVE_STATES:
-            return
-        key = (state.job_name, state.file_name)
-        if key == self.key:
+            return None
+        return (state.job_name, state.file_name)
+
+    @callback
+    def follow(self, key: tuple[str | None, str | None] | None) -> None:
+        """The printer works on `key` (see `running`): a new job starts a fetch of its 3MF."""
+        if key is None or key == self.key:
             return
         self.key = key
         self.details = self.path = self.error = None

@@ -436,7 +436,7 @@ class BambuSensor(BambuEntity, SensorEntity):
     ) -> None:
         """Bind the sensor; enum values outside `options` are logged once each."""
         super().__init__(coordinator, description)
-        self._logged_unknown: set[StateType] = set()
+        self._logged_unknown: set[StateType] | None = None  # made on the first unknown value
 
     @override
     def _refresh(self) -> tuple[Any, ...]:
@@ -456,6 +456,8 @@ class BambuSensor(BambuEntity, SensorEntity):
 
     def _log_unknown(self, value: StateType) -> None:
         """A value newer firmware may send: it shows as unknown; say so once per value."""
+        if self._logged_unknown is None:
+            self._logged_unknown = set()
         if value not in self._logged_unknown:
             self._logged_unknown.add(value)
             _LOGGER.info(

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from custom_components.bambu_lan.printer import merge
-from custom_components.bambu_lan.printer.fields import SHARED_BLOCKS
 from custom_components.bambu_lan.printer.merge import PRINT_SCHEMA, merge_obj
+from custom_components.bambu_lan.printer.reads import SHARED_BLOCKS
 from custom_components.bambu_lan.printer.state import PrinterState
 from tests.fixtures import reports as r
 

@@ -1505,3 +1505,29 @@ def test_clamps_keep_real_values() -> None:
     assert (state.nozzle_temp, state.bed_temp) == (301.0, -5.0)  # whole degrees, half up
     assert state.nozzle_diameter == 0.4
     assert state.wifi_dbm == -90
+
+
+def test_derived_values_once_per_report_with_their_reads() -> None:
+    """The nozzle list (read by a dozen H2D entities after a report) is computed once per report;
+    a recorder served from the memo records what computing it read, and a report recomputes it."""
+    state = PrinterState()
+    state.apply(r.h2d_full_report())
+    first = state.nozzles
+    first.clear()  # callers get a copy: they cannot spoil the memo
+    state.record_reads()
+    nozzles = state.nozzles
+    reads = state.recorded_reads()
+    assert len(nozzles) == 2
+    assert {"device.extruder", "device.nozzle"} <= reads
+    state.record_reads()
+    temp = state.nozzle_temp
+    assert "device.extruder" in state.recorded_reads()
+    state.apply(
+        r.status(2100, 1, device={"extruder": {"info": [{"id": 1, "temp": r.packed(150, 200)}]}})
+    )
+    left = next(nozzle for nozzle in state.nozzles if nozzle.id == 1)
+    assert (left.temp, left.target) == (150.0, 200.0)
+    assert temp is not None
+    state.record_reads()
+    assert state.nozzles == state.nozzles
+    assert {"device.extruder", "device.nozzle"} <= state.recorded_reads()

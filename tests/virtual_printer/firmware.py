@@ -63,8 +63,12 @@ QUIRKS: Final = frozenset(
         # Full reports (the pushall answer, X1 pushes) carry no `msg` key at all: an H2D from
         # 2025 and two X1C captures.
         "full_without_msg",
+        # Nozzle and bed temperatures at the sensor's raw 1/32 °C, jittering by a step or two
+        # around the heater's value, so that every push carries them (P1, A1, X1 while printing).
+        "raw_temperatures",
     }
 )
+RAW_STEPS: Final = (-2, -1, 1, 2)
 # HMS 0700_2000_0002_0001: AMS slot filament has run out (module 0x07 = AMS).
 RUNOUT_HMS: Final = {"attr": 0x07002000, "code": 0x00020001}
 
@@ -217,6 +221,10 @@ class Firmware:
         if not force and now - self._last_push < self.push_interval:
             return
         state = self.sim.state
+        if "raw_temperatures" in self.quirks:
+            for key in ("nozzle_temper", "bed_temper"):
+                if isinstance(value := state.get(key), int | float):
+                    state[key] = (round(value * 32) + RAW_STEPS[self.pushes % 4]) / 32
         if self.sim.spec.full_reports:
             # X1: whole object, every interval while printing, otherwise on change
             if state == self._published and state.get("gcode_state") not in PRINTING:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from .ams import (
     EXTERNAL_IDS,
@@ -29,6 +29,7 @@ from .codes import (
 )
 from .models import AMS_LITE_MODELS, STAT_DOOR_MODELS, X1_FAMILY, PrinterModel
 from .nozzle import NozzleKind, parse_nozzle_type
+from .reads import RecordedReads
 from .values import (
     ID_RANGE,
     HmsEntry,
@@ -97,59 +98,15 @@ MAX_SPEED_PERCENT: Final = 1000
 NOZZLE_DIAMETER_RANGE: Final = (0.1, 2.0)  # mm; printers ship 0.2 to 0.8
 
 
-SHARED_BLOCKS: Final = frozenset({"device", "ams"})
-"""Top-level objects that many unrelated entities read parts of.
-
-Reads and changes inside them are named one level down (`device.bed`, `ams.tray_now`), so that a
-change to one part wakes only the entities that read that part.
-"""
-
-
-class Readable(Protocol):
-    """What accessors read from: the `print` dict, or a recorder of the keys read."""
-
-    def get(self, key: str, default: Any = None, /) -> Any: ...
-
-
-class ReadRecorder:
-    """Reads through to the print object and remembers which keys were read.
-
-    Top-level keys are recorded as they are; a part of a shared block as `block.part`.
-    """
-
-    __slots__ = ("_data", "keys")
-
-    def __init__(self, data: dict[str, Any]) -> None:
-        self._data = data
-        self.keys: set[str] = set()
-
-    def get(self, key: str, default: Any = None, /) -> Any:
-        self.keys.add(key)
-        return self._data.get(key, default)
-
-    def part(self, key: str, sub: str) -> Any:
-        self.keys.add(f"{key}.{sub}")
-        return dig(self._data.get(key), sub)
-
-
-class StateFields:
+class StateFields(RecordedReads):
     """The accessors of `PrinterState`; reads go through `_view` so they can be recorded."""
 
-    _view: Readable
-    _print: dict[str, Any]
     _model: PrinterModel | None
     _modules: dict[str, ModuleInfo]
     _ams_cache: dict[int, AmsUnit] | None
     _route: FilamentRoute | None
     """`filament_route` of the merged state, kept current by `PrinterState`."""
     """Parsed AMS units; `PrinterState` drops it whenever a report changes `ams`."""
-
-    def _part(self, key: str, sub: str) -> Any:
-        """`print[key][sub]` of a shared block (see `SHARED_BLOCKS`), recorded at that depth."""
-        view = self._view
-        if type(view) is ReadRecorder:
-            return view.part(key, sub)
-        return dig(view.get(key), sub)
 
     # --- job ----------------------------------------------------------------------------------
 
@@ -273,6 +230,9 @@ class StateFields:
         return packed[1] if packed else None
 
     def _active_nozzle_temps(self) -> tuple[float, float] | None:
+        return self._per_report("active_nozzle_temps", self._read_active_nozzle_temps)
+
+    def _read_active_nozzle_temps(self) -> tuple[float, float] | None:
         active = self.active_nozzle or 0
         for nozzle in self._extruder_infos():
             if to_int(nozzle.get("id")) == active:
@@ -288,6 +248,10 @@ class StateFields:
     @property
     def nozzles(self) -> list[Nozzle]:
         """Every nozzle the printer reports in `device.extruder.info`, ordered by id."""
+        # A dozen entities of a dual-nozzle printer read this after every temperature report.
+        return list(self._per_report("nozzles", self._read_nozzles))
+
+    def _read_nozzles(self) -> list[Nozzle]:
         details: dict[int | None, dict[str, Any]] = {}
         infos = dig(self._part("device", "nozzle"), "info")
         if type(infos) is list:

@@ -250,7 +250,8 @@ def merge_obj(
     get = target.get
     # Fast path: one C-level comparison per key (nested objects compare as a whole), so a
     # report that repeats the stored state, the common case for X1 full reports, costs no
-    # recursion and no per-field work. NaN never equals itself and goes the slow way.
+    # recursion and no per-field work. NaN never equals itself and goes the slow way. (Looping
+    # in C with `compress`/`map` measured no faster for X1 reports and slower for P1 deltas.)
     differing = [key for key, value in delta.items() if get(key, _MISSING) != value]
     if not differing:
         return False

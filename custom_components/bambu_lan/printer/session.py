@@ -196,6 +196,7 @@ class PrinterSession:
                 ) from None
             raise
         finally:
+            # The future holds paho's reason code, which carries a table of every code's name.
             self._connack = None
         if reason.is_failure:
             self._teardown_client()

@@ -29,8 +29,6 @@ from .fields import (
     AMS_IDS_KEY,
     AMS_UNITS_KEY,
     ROUTE_KEY,
-    Readable,
-    ReadRecorder,
     StateFields,
     ams_tray_key,
     ams_unit_key,
@@ -38,6 +36,7 @@ from .fields import (
 )
 from .merge import AMS_UNITS, PRINT_SCHEMA, UnknownBudget, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
+from .reads import Readable
 from .values import AP_BOARDS, ModuleInfo, dig, parse_module_info, to_int
 
 
@@ -77,10 +76,11 @@ class PrinterState(StateFields):
         # Accessors read the print object through `_view`: the dict itself, or a recorder
         # while an entity refreshes (see `record_reads`).
         self._view: Readable = self._print
+        self._memo = {}
         self.changed_keys: frozenset[str] | None = None
         """`print` keys the last `apply` changed; None: anything may have changed.
 
-        A change inside a shared block (`fields.SHARED_BLOCKS`) names the block and the part
+        A change inside a shared block (`reads.SHARED_BLOCKS`) names the block and the part
         (`device` and `device.bed`), matching what `recorded_reads` names.
         """
         self._modules: dict[str, ModuleInfo] = {}
@@ -114,6 +114,7 @@ class PrinterState(StateFields):
         update the module table.
         """
         self.changed_keys = frozenset()
+        self._memo.clear()
         if type(message) is not dict:
             return False
         changed = False
@@ -129,19 +130,6 @@ class PrinterState(StateFields):
             self.changed_keys = None  # model and firmware feed many entities
             changed = True
         return changed
-
-    def record_reads(self) -> None:
-        """Start recording which `print` keys the accessors read (see `SHARED_BLOCKS`)."""
-        self._view = ReadRecorder(self._print)
-
-    def recorded_reads(self) -> frozenset[str]:
-        """Stop recording; the keys read since `record_reads`.
-
-        An entity that read none of `changed_keys` after a report shows what it showed before,
-        so it need not be evaluated again (the coordinator's fan-out stays small).
-        """
-        view, self._view = self._view, self._print
-        return frozenset(view.keys) if isinstance(view, ReadRecorder) else frozenset()
 
     def is_full_report(self, status: dict[str, Any]) -> bool:
         """Whether a `push_status` body holds the whole state (so lists it omits are gone).
