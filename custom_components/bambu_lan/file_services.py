@@ -89,8 +89,8 @@ def coordinators_for(hass: HomeAssistant, call: ServiceCall) -> list[BambuCoordi
     found: list[BambuCoordinator] = []
     for device_id in call.data[ATTR_DEVICE_ID]:
         device = registry.async_get(device_id)
-        entries = [] if device is None else [loaded_entry(hass, e) for e in device.config_entries]
-        coordinator = next((e.runtime_data for e in entries if e is not None), None)
+        entry = None if device is None else loaded_entry(hass, device.config_entry_id)
+        coordinator = None if entry is None else entry.runtime_data
         if coordinator is None:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,

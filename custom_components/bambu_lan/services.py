@@ -84,11 +84,10 @@ def _coordinator(call: ServiceCall) -> BambuCoordinator:
     device_id: str = call.data[ATTR_DEVICE_ID]
     device = dr.async_get(call.hass).async_get(device_id)
     entry: BambuConfigEntry | None = None
-    if device is not None:
-        for entry_id in device.config_entries:
-            candidate = call.hass.config_entries.async_get_entry(entry_id)
-            if candidate is not None and candidate.domain == DOMAIN:
-                entry = candidate
+    if device is not None:  # a device belongs to one config entry
+        candidate = call.hass.config_entries.async_get_entry(device.config_entry_id)
+        if candidate is not None and candidate.domain == DOMAIN:
+            entry = candidate
     if entry is None:
         raise ServiceValidationError(
             translation_domain=DOMAIN,
