@@ -393,6 +393,10 @@ async def test_flapping_printer_backs_off(
     finally:
         await session.async_close()
         server.close()
+        server.close_clients()  # a handler may still wait on a login the close cut short
+        async with asyncio.timeout(2):
+            await server.wait_closed()
+        await asyncio.sleep(0.1)  # let the handlers see their closed streams and end
         await server.wait_closed()
 
 
