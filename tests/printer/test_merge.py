@@ -154,3 +154,17 @@ def test_reads_of_shared_blocks_are_recorded_per_part() -> None:
     assert "device.extruder" in reads
     assert "device" not in reads
     assert "device.bed" not in reads
+
+
+@pytest.mark.parametrize("padding", [0, 20], ids=["few keys", "many keys"])
+def test_the_same_nan_object_again_changes_nothing(padding: int) -> None:
+    """A NaN never equals itself; the very object stored before, passed again, is no change
+    (both ways of finding the differing keys: a few keys, and a full report's many)."""
+    nan = float("nan")
+    delta: dict[str, Any] = {"unknown_nan": nan} | {f"pad{i}": i for i in range(padding)}
+    target: dict[str, Any] = {}
+    assert merge_obj(target, delta, PRINT_SCHEMA, 0, False)
+    assert target["unknown_nan"] is nan
+    assert not merge_obj(target, dict(delta), PRINT_SCHEMA, 0, False)
+    # A new NaN object is a new value (stored as the last one seen).
+    assert merge_obj(target, delta | {"unknown_nan": float("nan")}, PRINT_SCHEMA, 0, False)

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from itertools import filterfalse
+import math
 import time
+from types import FunctionType
 from typing import Any, Final
 
 from .values import to_float, to_hex
 
 _MAX_DEPTH: Final = 16
 """Deepest container nesting stored; real reports nest about 6 levels below `print`."""
+
+_C_DIFF_MIN_KEYS: Final = 12
+"""From this many keys on, a delta's differing keys are found by a loop in C (see `merge_obj`)."""
 
 
 # --- what is kept of unknown fields ------------------------------------------------------------
@@ -158,7 +164,10 @@ _GENERIC: Final = _Obj({})
 
 
 def _is_num(value: Any) -> bool:
-    return type(value) is int or to_float(value) is not None
+    kind = type(value)
+    if kind is float:  # the common case, without to_float's conversion
+        return math.isfinite(value)
+    return kind is int or to_float(value) is not None
 
 
 def _is_str(value: Any) -> bool:
@@ -249,16 +258,19 @@ def merge_obj(
     """
     get = target.get
     # Fast path: one C-level comparison per key (nested objects compare as a whole), so a
-    # report that repeats the stored state, the common case for X1 full reports, costs no
-    # recursion and no per-field work. NaN never equals itself and goes the slow way. (Looping
-    # in C with `compress`/`map` measured no faster for X1 reports and slower for P1 deltas.)
-    differing = [key for key, value in delta.items() if get(key, _MISSING) != value]
+    # report that repeats the stored state costs no recursion and no per-field work. NaN never
+    # equals itself and goes the slow way. A big delta (an X1 full report: ~100 keys) is
+    # compared by a loop in C, `(key, value) in target.items()`; for a few keys (P1 deltas) the
+    # comprehension is cheaper than setting that loop up.
+    if len(delta) > _C_DIFF_MIN_KEYS:
+        differing = list(filterfalse(target.items().__contains__, delta.items()))
+    else:
+        differing = [(key, value) for key, value in delta.items() if get(key, _MISSING) != value]
     if not differing:
         return False
     changed = False
     fields = spec.fields
-    for key in differing:
-        value = delta[key]
+    for key, value in differing:
         old = get(key, _MISSING)
         if old is value:  # the very same object: a NaN stored and passed again
             continue
@@ -293,6 +305,12 @@ def _merge_field(
 
     `parts`, for a shared block, collects its changed parts as `key.part`.
     """
+    # Most frequent first: typed leaves, then the envelope (a new sequence_id every report).
+    if isinstance(spec, FunctionType):
+        return spec(value) and _store(target, key, value, depth)
+    if isinstance(spec, _Quiet):
+        _store(target, key, value, depth)
+        return False
     if isinstance(spec, _Obj):
         if type(value) is not dict or depth > _MAX_DEPTH:
             return False
@@ -322,25 +340,21 @@ def _merge_field(
         return _merge_by_id(
             old, value, spec.entry, depth, full, budget=budget, changed_ids=spec.changed
         )
-    if isinstance(spec, _Any):
-        if type(old) is dict and type(value) is dict:
-            return depth <= _MAX_DEPTH and merge_obj(
-                old, value, _GENERIC, depth, full, budget=budget
-            )
-        if budget is None:
-            return _store(target, key, value, depth)
-        return _store_unknown(target, key, old, value, depth, budget=budget)
-    if isinstance(spec, _Quiet):
-        _store(target, key, value, depth)
-        return False
-    return spec(value) and _store(target, key, value, depth)
+    # An unknown field (`_Any`): the schema's checks are plain functions, handled first.
+    if type(old) is dict and type(value) is dict:
+        return depth <= _MAX_DEPTH and merge_obj(old, value, _GENERIC, depth, full, budget=budget)
+    if budget is None:
+        return _store(target, key, value, depth)
+    return _store_unknown(target, key, old, value, depth, budget=budget)
 
 
 def _store(target: dict[str, Any], key: str, value: Any, depth: int) -> bool:
-    copied = _clone(value, depth)
-    if copied is _INVALID:
-        return False
-    target[key] = copied
+    kind = type(value)
+    if kind is dict or kind is list:
+        value = _clone(value, depth)
+        if value is _INVALID:
+            return False
+    target[key] = value
     return True
 
 

@@ -153,7 +153,8 @@ class PrinterState(StateFields):
         changed = merge_obj(
             self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys, budget=self._unknown
         )
-        if "device" in keys and (route := filament_route(self._print)) != self._route:
+        # The route reads only `device.extruder` (a bed or chamber temperature leaves it).
+        if "device.extruder" in keys and (route := filament_route(self._print)) != self._route:
             self._route = route
             keys.add(ROUTE_KEY)
         if AMS_UNITS_KEY in keys:
