@@ -10,6 +10,7 @@ from custom_components.bambu_lan.printer import ams
 from custom_components.bambu_lan.printer.ams import AmsKind, parse_ams_unit, parse_tray
 from custom_components.bambu_lan.printer.fields import (
     AMS_IDS_KEY,
+    NOZZLE_TARGET_KEY,
     ROUTE_KEY,
     ams_tray_key,
     ams_unit_key,
@@ -278,3 +279,36 @@ def test_command_payloads() -> None:
         "tar_temp": 220,
     }
     assert ams.unload_filament(0, temperature=220)["target"] == 255
+
+
+def test_nozzle_target_wakes_only_on_a_target_change() -> None:
+    """A packed nozzle reading that moves only the temperature leaves the target's key alone;
+    the target, a switch of the active nozzle, or a target that stops being packed name it."""
+    state = state_with(r.h2d_full_report())
+    state.record_reads()
+    target = state.nozzle_target
+    assert state.recorded_reads() == {NOZZLE_TARGET_KEY}
+    temp = state.nozzle_temp
+    assert temp is not None
+    assert target is not None
+    state.apply(
+        delta(
+            device={"extruder": {"info": [{"id": 0, "temp": r.packed(int(temp) + 3, int(target))}]}}
+        )
+    )
+    assert state.changed_keys is not None
+    assert "device.extruder" in state.changed_keys
+    assert NOZZLE_TARGET_KEY not in state.changed_keys
+    assert state.nozzle_temp == temp + 3
+    state.apply(delta(device={"extruder": {"info": [{"id": 0, "temp": r.packed(int(temp), 250)}]}}))
+    assert state.changed_keys is not None
+    assert NOZZLE_TARGET_KEY in state.changed_keys
+    assert state.nozzle_target == 250
+    state.apply(delta(device={"extruder": {"state": 0x12}}))  # the other nozzle is active
+    assert state.changed_keys is not None
+    assert NOZZLE_TARGET_KEY in state.changed_keys
+    assert state.nozzle_target == state.nozzles[1].target
+    state.apply(delta(nozzle_target_temper=215, device={"extruder": {"state": 0x52}}))
+    assert state.changed_keys is not None
+    assert NOZZLE_TARGET_KEY in state.changed_keys  # no nozzle 5: the legacy field counts
+    assert state.nozzle_target == 215

@@ -71,6 +71,11 @@ ROUTE_KEY: Final = "device.filament"
 nozzle holds (or the active nozzle) changed, and accessors of those record it instead of
 `device`, whose temperatures change with nearly every H2D report."""
 
+NOZZLE_TARGET_KEY: Final = "device.nozzle_target"
+"""A key no report carries: `PrinterState` puts it in `changed_keys` when the active nozzle's
+packed target changed (or appeared or went), and `nozzle_target` records it instead of
+`device.extruder`, whose packed value moves with every reading of the nozzle's temperature."""
+
 type FilamentRoute = tuple[int, dict[int, int]]
 """(active nozzle, {nozzle id: `snow`}) of a dual-nozzle printer."""
 
@@ -106,6 +111,9 @@ class StateFields(RecordedReads):
     _ams_cache: dict[int, AmsUnit] | None
     _route: FilamentRoute | None
     """`filament_route` of the merged state, kept current by `PrinterState`."""
+    _nozzle_target: float | None
+    """The active nozzle's packed target, kept current by `PrinterState` (see
+    `NOZZLE_TARGET_KEY`)."""
     """Parsed AMS units; `PrinterState` drops it whenever a report changes `ams`."""
 
     # --- job ----------------------------------------------------------------------------------
@@ -202,8 +210,11 @@ class StateFields(RecordedReads):
     @property
     def nozzle_target(self) -> float | None:
         """Active nozzle target (°C)."""
-        packed = self._active_nozzle_temps()
-        return packed[1] if packed else whole_degrees(self._view.get("nozzle_target_temper"))
+        self._view.get(NOZZLE_TARGET_KEY)  # recorded in place of `device.extruder`
+        target = self._nozzle_target
+        if target is not None:
+            return target
+        return whole_degrees(self._view.get("nozzle_target_temper"))
 
     @property
     def bed_temp(self) -> float | None:

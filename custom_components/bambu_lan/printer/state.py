@@ -28,6 +28,7 @@ from .ams import AmsUnit, parse_ams_unit
 from .fields import (
     AMS_IDS_KEY,
     AMS_UNITS_KEY,
+    NOZZLE_TARGET_KEY,
     ROUTE_KEY,
     StateFields,
     ams_tray_key,
@@ -86,6 +87,7 @@ class PrinterState(StateFields):
         self._modules: dict[str, ModuleInfo] = {}
         self._ams_cache = None
         self._route = None
+        self._nozzle_target = None
         # Before the last report that touched `ams`: the parsed units and the block's other
         # fields; `ams_changed_units` compares them with what the report left.
         self._ams_before: (
@@ -153,10 +155,9 @@ class PrinterState(StateFields):
         changed = merge_obj(
             self._print, status, PRINT_SCHEMA, 0, full, changed_keys=keys, budget=self._unknown
         )
-        # The route reads only `device.extruder` (a bed or chamber temperature leaves it).
-        if "device.extruder" in keys and (route := filament_route(self._print)) != self._route:
-            self._route = route
-            keys.add(ROUTE_KEY)
+        # The route and the target read only `device.extruder` (a bed temperature leaves it).
+        if "device.extruder" in keys:
+            self._derive_from_extruder(keys)
         if AMS_UNITS_KEY in keys:
             keys |= self._refresh_ams(unit_ids)
         self.changed_keys = frozenset(keys)
@@ -165,6 +166,19 @@ class PrinterState(StateFields):
             self.changed_keys = None
             changed = True
         return changed
+
+    def _derive_from_extruder(self, keys: set[str]) -> None:
+        """Name the filament route and the active nozzle's target among `keys` when they
+        changed: most `device.extruder` changes are temperature readings, which move neither."""
+        if (route := filament_route(self._print)) != self._route:
+            self._route = route
+            keys.add(ROUTE_KEY)
+        # Computed once per report: the nozzle temperature sensor reads it from the memo.
+        packed = self._active_nozzle_temps()
+        target = packed[1] if packed else None
+        if target != self._nozzle_target:
+            self._nozzle_target = target
+            keys.add(NOZZLE_TARGET_KEY)
 
     def _refresh_ams(self, unit_ids: set[str]) -> set[str]:
         """Re-parse only the units the merge touched (the others are as they were), and name
