@@ -21,7 +21,7 @@ from .const import DOMAIN, MANUFACTURER
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity, device_info
 from .printer.ams import AMS_MODEL_NAMES, AmsUnit, unit_number
-from .printer.fields import AMS_IDS_KEY
+from .printer.ams_fields import AMS_IDS_KEY
 
 UNIT_ID_MARK: Final = "_ams_"
 

@@ -8,13 +8,13 @@ import pytest
 
 from custom_components.bambu_lan.printer import ams
 from custom_components.bambu_lan.printer.ams import AmsKind, parse_ams_unit, parse_tray
-from custom_components.bambu_lan.printer.fields import (
+from custom_components.bambu_lan.printer.ams_fields import (
     AMS_IDS_KEY,
-    NOZZLE_TARGET_KEY,
     ROUTE_KEY,
     ams_tray_key,
     ams_unit_key,
 )
+from custom_components.bambu_lan.printer.fields import NOZZLE_TARGET_KEY
 from custom_components.bambu_lan.printer.state import PrinterState
 from tests.fixtures import reports as r
 

@@ -13,7 +13,8 @@ import pytest
 
 from custom_components.bambu_lan.printer import merge, values
 from custom_components.bambu_lan.printer.ams import AmsTray, AmsUnit
-from custom_components.bambu_lan.printer.fields import NOZZLE_TARGET_KEY, ROUTE_KEY
+from custom_components.bambu_lan.printer.ams_fields import ROUTE_KEY
+from custom_components.bambu_lan.printer.fields import NOZZLE_TARGET_KEY
 from custom_components.bambu_lan.printer.models import (
     PrinterModel,
     has_chamber_sensor,

@@ -25,16 +25,15 @@ from dataclasses import replace
 from typing import Any, Final
 
 from .ams import AmsUnit, parse_ams_unit
-from .fields import (
+from .ams_fields import (
     AMS_IDS_KEY,
     AMS_UNITS_KEY,
-    NOZZLE_TARGET_KEY,
     ROUTE_KEY,
-    StateFields,
     ams_tray_key,
     ams_unit_key,
     filament_route,
 )
+from .fields import NOZZLE_TARGET_KEY, StateFields
 from .merge import AMS_UNITS, PRINT_SCHEMA, UnknownBudget, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
 from .reads import Readable
