@@ -58,6 +58,7 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
 from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
 from custom_components.bambu_lan.printer import tls  # noqa: E402
 from custom_components.bambu_lan.printer.merge import PRINT_SCHEMA, _Quiet  # noqa: E402
+from custom_components.bambu_lan.printer.mqtt_frames import FramedSocket  # noqa: E402
 from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402
 from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
@@ -203,9 +204,9 @@ class Soak:
             case "dropped_connection":
                 coordinator = self.coordinator(printer)
                 client = coordinator and coordinator.session and coordinator.session._client
-                sock = client.socket() if client else None
-                if sock is not None:
-                    sock.shutdown(socket.SHUT_RDWR)
+                framed = client.socket() if client else None
+                if isinstance(framed, FramedSocket):  # the session's reader; under it, TLS
+                    framed.sock.shutdown(socket.SHUT_RDWR)
             case "silence":
                 await asyncio.to_thread(printer.fault, "silent")
                 await asyncio.sleep(SILENCE)
