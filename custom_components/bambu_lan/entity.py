@@ -9,8 +9,7 @@ from homeassistant.const import MAX_LENGTH_STATE_STATE
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import EntityDescription
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import BambuCoordinator
@@ -68,20 +67,25 @@ def async_remove_stale_entities(
             registry.async_remove(entity_id)
 
 
-class BambuEntity(CoordinatorEntity[BambuCoordinator]):
+class BambuEntity(Entity):
     """An entity of one printer.
 
     A report reaches the entity only when it changed a report key the entity read last time
     (the coordinator's fan-out indexes the recorded reads); every other update (connection,
-    availability, get_version, certificate) reaches every entity. The entity is written only
-    when what it shows changed.
+    availability, get_version, certificate) reaches every entity, as a member of the fan-out.
+    The entity is written only when what it shows changed.
+
+    Not a `CoordinatorEntity`: its coordinator listener (one per entity, ~76 per printer) would
+    only duplicate the fan-out's registration. What it did is here: no polling, availability
+    from the coordinator's last update, and a refresh on `homeassistant.update_entity`.
     """
 
     _attr_has_entity_name = True
+    _attr_should_poll = False
 
     def __init__(self, coordinator: BambuCoordinator, description: EntityDescription) -> None:
         """Bind the entity to its printer and description."""
-        super().__init__(coordinator)
+        self.coordinator = coordinator
         self.entity_description = description
         self._attr_unique_id = f"{coordinator.serial}_{description.key}"
         # One device info per printer, shared by its ~60 entities (Home Assistant only reads it
@@ -93,6 +97,12 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         self._written: tuple[Any, ...] | None = None
         # Top-level report keys the last refresh read (None: not evaluated yet).
         self._reads: frozenset[str] | None = None
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available while the printer is connected and has reported."""
+        return self.coordinator.last_update_success
 
     def _refresh(self) -> tuple[Any, ...]:
         """Set the `_attr_*` values from the printer's state and return them.
@@ -138,16 +148,24 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         if attributes:
             self._attr_extra_state_attributes = bounded_attributes(attributes)
 
+    @override
     async def async_added_to_hass(self) -> None:
-        """Compute the first state before Home Assistant writes it."""
+        """Join the fan-out and compute the first state before Home Assistant writes it."""
         await super().async_added_to_hass()
+        self.coordinator.fanout.add_member(self._handle_coordinator_update)
         self._written = self._evaluate()
 
+    async def async_update(self) -> None:
+        """`homeassistant.update_entity`: show the printer's state as the integration holds it
+        (it is pushed; there is nothing to fetch)."""
+        if self.enabled:
+            self._written = self._evaluate()
+
+    @override
     async def async_will_remove_from_hass(self) -> None:
-        """Leave the fan-out's index."""
+        """Leave the fan-out."""
         await super().async_will_remove_from_hass()
-        if self._reads:
-            self.coordinator.fanout.index(self._handle_coordinator_update, self._reads, ())
+        self.coordinator.fanout.remove_member(self._handle_coordinator_update, self._reads or ())
         self._reads = None
 
 

@@ -4,9 +4,11 @@ A printer reports about once a second (X1: its whole state; P1/A1/H2: the few fi
 and most reports change one or two values that one or two of its ~40 entities show. Calling every
 entity's handler for every report would cost more than the report itself, so entities register
 the report keys they read (`PrinterState.recorded_reads`) in an index and only the readers of a
-changed key are called. A printer that floods reports (a firmware bug, a replayed stream) has
-every report merged, but its entities are told at most `RATE` times a second; the last state
-is always delivered.
+changed key are called; what may concern every entity (connection, availability, get_version,
+certificate) reaches every member. The fan-out is the entities' only registration: they are no
+coordinator listeners (a listener each would cost more memory than the index). A printer that
+floods reports (a firmware bug, a replayed stream) has every report merged, but its entities
+are told at most `RATE` times a second; the last state is always delivered.
 """
 
 from __future__ import annotations
@@ -35,11 +37,27 @@ class ReportFanout:
         self._loop = loop
         self._deliver = deliver
         self._readers: dict[str, dict[Listener, None]] = {}
+        self._members: dict[Listener, None] = {}
         self._shared: dict[frozenset[str], frozenset[str]] = {}
         self._tokens = float(BURST)
         self._tokens_at = loop.time()
         self._pending: frozenset[str] | None = frozenset()
         self._flush: asyncio.TimerHandle | None = None
+
+    # --- the members --------------------------------------------------------------------------
+
+    def add_member(self, listener: Listener) -> None:
+        """`listener` is told about everything that may concern every entity (`members`)."""
+        self._members[listener] = None
+
+    def remove_member(self, listener: Listener, reads: Iterable[str]) -> None:
+        """Forget `listener`, a member that last read `reads`."""
+        self._members.pop(listener, None)
+        self.index(listener, reads, ())
+
+    def members(self) -> list[Listener]:
+        """Every member, in the order they joined (a copy: members join and leave meanwhile)."""
+        return list(self._members)
 
     # --- the index ---------------------------------------------------------------------------
 
