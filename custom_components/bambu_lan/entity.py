@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, override
 
 from homeassistant.const import MAX_LENGTH_STATE_STATE
@@ -95,8 +95,11 @@ class BambuEntity(Entity):
             coordinator.entity_device_info = info
         self._attr_device_info = coordinator.entity_device_info
         self._written: tuple[Any, ...] | None = None
-        # Top-level report keys the last refresh read (None: not evaluated yet).
-        self._reads: frozenset[str] | None = None
+        # Report keys the last refresh read, shared and sorted (None: not evaluated yet).
+        self._reads: tuple[str, ...] | None = None
+        # The one bound method the fan-out knows the entity by (in its members and under
+        # every key it reads), instead of a new one per registration.
+        self._listener: Callable[[], None] = self._handle_coordinator_update
 
     @property
     @override
@@ -129,12 +132,13 @@ class BambuEntity(Entity):
             shown = (self.available, *self._refresh())
             self._bound_strings()
         finally:
-            # Compared as a set: a frozenset is made only when the reads moved (rarely).
+            # Compared with the set just recorded: a tuple is made only when the reads moved
+            # (rarely).
             reads, old = state.stop_recording(), self._reads
-            if old is None or reads != old:
+            if old is None or len(reads) != len(old) or not reads.issuperset(old):
                 fanout = self.coordinator.fanout
                 self._reads = fanout.shared(reads)
-                fanout.index(self._handle_coordinator_update, old or (), self._reads)
+                fanout.index(self._listener, old or (), self._reads)
         return shown
 
     def _bound_strings(self) -> None:
@@ -152,7 +156,7 @@ class BambuEntity(Entity):
     async def async_added_to_hass(self) -> None:
         """Join the fan-out and compute the first state before Home Assistant writes it."""
         await super().async_added_to_hass()
-        self.coordinator.fanout.add_member(self._handle_coordinator_update)
+        self.coordinator.fanout.add_member(self._listener)
         self._written = self._evaluate()
 
     async def async_update(self) -> None:
@@ -165,7 +169,7 @@ class BambuEntity(Entity):
     async def async_will_remove_from_hass(self) -> None:
         """Leave the fan-out."""
         await super().async_will_remove_from_hass()
-        self.coordinator.fanout.remove_member(self._handle_coordinator_update, self._reads or ())
+        self.coordinator.fanout.remove_member(self._listener, self._reads or ())
         self._reads = None
 
 
