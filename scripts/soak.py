@@ -28,16 +28,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 import logging
 import os
 from pathlib import Path
 import random
+import re
 import socket
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from typing import Any
 
@@ -55,6 +58,7 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
 from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
 from custom_components.bambu_lan.printer import tls  # noqa: E402
 from custom_components.bambu_lan.printer.merge import PRINT_SCHEMA, _Quiet  # noqa: E402
+from custom_components.bambu_lan.printer.mqtt_frames import FramedSocket  # noqa: E402
 from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402
 from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
@@ -109,6 +113,7 @@ class Resources:
     threads: int
     sockets: int
     fds: int
+    thread_names: str = ""
 
     @classmethod
     def now(cls) -> Resources:
@@ -124,7 +129,7 @@ class Resources:
             except OSError:
                 continue
         threads = len(os.listdir("/proc/self/task"))
-        return cls(rss, threads, sockets, len(fds))
+        return cls(rss, threads, sockets, len(fds), thread_names())
 
 
 class Soak:
@@ -199,9 +204,9 @@ class Soak:
             case "dropped_connection":
                 coordinator = self.coordinator(printer)
                 client = coordinator and coordinator.session and coordinator.session._client
-                sock = client.socket() if client else None
-                if sock is not None:
-                    sock.shutdown(socket.SHUT_RDWR)
+                framed = client.socket() if client else None
+                if isinstance(framed, FramedSocket):  # the session's reader; under it, TLS
+                    framed.sock.shutdown(socket.SHUT_RDWR)
             case "silence":
                 await asyncio.to_thread(printer.fault, "silent")
                 await asyncio.sleep(SILENCE)
@@ -298,8 +303,18 @@ class Soak:
         for name in ("threads", "sockets", "fds"):
             line(f"soak_{name}_start", getattr(start, name))
             line(f"soak_{name}_end", getattr(end, name))
+        # Which threads: the soak's own `asyncio.to_thread` workers (it drives the printers from
+        # them) and Home Assistant's executor grow on demand up to their caps.
+        print(f"soak_thread_names_start: {start.thread_names}", flush=True)
+        print(f"soak_thread_names_end: {end.thread_names}", flush=True)
         line("soak_loop_lag_p99_ms", percentile(self.lags, 99) * 1000, "ms")
         line("soak_loop_lag_max_ms", max(self.lags, default=0.0) * 1000, "ms")
+
+
+def thread_names() -> str:
+    """This process's Python threads, counted by name without the trailing number."""
+    counts = Counter(re.sub(r"[_-]?\d+$", "", thread.name) for thread in threading.enumerate())
+    return ", ".join(f"{name}: {count}" for name, count in sorted(counts.items()))
 
 
 def percentile(values: list[float], pct: float) -> float:

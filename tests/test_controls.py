@@ -35,7 +35,12 @@ import pytest
 
 from custom_components.bambu_lan.const import DOMAIN
 from custom_components.bambu_lan.printer import session as client
-from tests.test_entities import setup_printer, state_of, wait_for_state
+from tests.test_entities import (
+    enable_all_entities,  # noqa: F401 - a fixture
+    setup_printer,
+    state_of,
+    wait_for_state,
+)
 from tests.virtual_printer.printer import PrinterFactory, VirtualPrinter
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
@@ -127,6 +132,7 @@ async def test_light_state_is_never_assumed(
     assert state_of(hass, "light.a1mini_chamber_light") == STATE_OFF
 
 
+@pytest.mark.usefixtures("enable_all_entities")  # the sensor is disabled by default
 async def test_speed_profile(hass: HomeAssistant, virtual_printer: PrinterFactory) -> None:
     """The select sends print_speed with the level as a string and follows the report."""
     _, printer = await setup_printer(hass, virtual_printer, "P1S")

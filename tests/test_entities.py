@@ -290,12 +290,12 @@ async def test_entities(
 
 
 @pytest.mark.parametrize(
-    ("model", "chamber", "door", "dual"),
+    ("model", "chamber", "door", "dual", "side_fans"),
     [
-        ("X1C", True, True, False),
-        ("P1S", False, False, False),
-        ("A1MINI", False, False, False),
-        ("H2D", True, True, True),
+        ("X1C", True, True, False, True),
+        ("P1S", False, False, False, True),
+        ("A1MINI", False, False, False, False),
+        ("H2D", True, True, True, True),
     ],
 )
 @pytest.mark.usefixtures("trust_test_cas")
@@ -307,8 +307,10 @@ async def test_model_gating(
     chamber: bool,
     door: bool,
     dual: bool,
+    side_fans: bool,
 ) -> None:
-    """Entities exist only where the model has the hardware (spelled out beside the snapshot)."""
+    """Entities exist only where the model has the hardware (spelled out beside the snapshot).
+    Sensors that repeat a control or the configuration are disabled by default."""
     await setup_printer(hass, virtual_printer, model)
     slug = model.lower()
     exists = {
@@ -323,9 +325,24 @@ async def test_model_gating(
         f"light.{slug}_chamber_light": True,
     }
     assert {entity_id: hass.states.get(entity_id) is not None for entity_id in exists} == exists
-    wifi = entity_registry.async_get(f"sensor.{slug}_wi_fi_signal")
-    assert wifi is not None
-    assert wifi.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    disabled = {
+        f"sensor.{slug}_wi_fi_signal": True,
+        f"sensor.{slug}_ip_address": True,
+        f"sensor.{slug}_speed_profile": True,  # the select shows it
+        f"sensor.{slug}_part_cooling_fan": True,  # the fan entity shows it
+        f"sensor.{slug}_auxiliary_fan": side_fans,  # enabled where there is no fan entity
+        f"sensor.{slug}_chamber_fan": side_fans,
+        f"sensor.{slug}_bed_temperature": False,
+    }
+    registered = {entity_id: entity_registry.async_get(entity_id) for entity_id in disabled}
+    assert {
+        entity_id: entry is not None and entry.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+        for entity_id, entry in registered.items()
+    } == disabled
+    assert all(entry is not None for entry in registered.values())
+    for name in ("auxiliary_fan", "chamber_fan"):
+        assert (hass.states.get(f"fan.{slug}_{name}") is not None) == side_fans
+        assert (hass.states.get(f"sensor.{slug}_{name}") is not None) == (not side_fans)
 
 
 @pytest.mark.usefixtures("trust_test_cas")
@@ -367,7 +384,7 @@ async def test_end_time_moves_only_with_remaining_time(
     assert state_of(hass, end_time) == "2026-05-01T12:35:00+00:00"
 
 
-@pytest.mark.usefixtures("trust_test_cas")
+@pytest.mark.usefixtures("trust_test_cas", "enable_all_entities")
 async def test_unknown_values_are_unknown_and_logged_once(
     hass: HomeAssistant, virtual_printer: PrinterFactory, caplog: pytest.LogCaptureFixture
 ) -> None:

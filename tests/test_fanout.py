@@ -12,6 +12,7 @@ from typing import Any, cast
 from homeassistant.const import EVENT_STATE_CHANGED, STATE_UNAVAILABLE
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers.entity_platform import async_get_platforms
+from homeassistant.setup import async_setup_component
 import pytest
 
 from custom_components.bambu_lan.const import DOMAIN
@@ -84,14 +85,39 @@ def test_index_follows_the_reads() -> None:
     assert fanout.readers({"layer_num"}) == [first]
     fanout.index(second, {"device.bed", "device"}, ())
     assert fanout.indexed_keys == {"layer_num"}
+    # Indexing a listener again under a key it already has keeps it there once.
+    fanout.index(first, (), {"layer_num"})
+    assert fanout.readers({"layer_num"}) == [first]
+    fanout.index(second, {"unknown"}, ())
+    assert fanout.readers({"layer_num"}) == [first]
+
+
+def test_members_join_and_leave() -> None:
+    """Members are everyone a broadcast reaches; leaving also takes a member out of the index."""
+    fanout, _, _ = make_fanout()
+
+    def first() -> None: ...
+    def second() -> None: ...
+
+    fanout.add_member(first)
+    fanout.add_member(second)
+    fanout.index(first, (), {"mc_percent"})
+    members = fanout.members()
+    assert members == [first, second]
+    fanout.remove_member(first, {"mc_percent"})
+    assert members == [first, second]  # a copy: a broadcast survives members leaving
+    assert fanout.members() == [second]
+    assert fanout.indexed_keys == frozenset()
+    fanout.remove_member(first, ())  # twice: nothing left to forget
+    assert fanout.members() == [second]
 
 
 def test_equal_key_sets_are_shared() -> None:
-    """Listeners that read the same keys keep one frozenset; the sharing cache is bounded."""
+    """Listeners that read the same keys keep one sorted tuple; the sharing cache is bounded."""
     fanout, _, _ = make_fanout()
     mine = fanout.shared({"mc_percent", "layer_num"})
     theirs = fanout.shared(["layer_num", "mc_percent"])
-    assert mine == {"mc_percent", "layer_num"}
+    assert mine == ("layer_num", "mc_percent")
     assert theirs is mine
     for number in range(MAX_SHARED_READS + 1):
         fanout.shared({f"key{number}"})
@@ -172,7 +198,7 @@ def spy_evaluations(hass: HomeAssistant) -> tuple[list[str], dict[str, frozenset
             *, entity_id: str = entity_id, entity: BambuEntity = entity, original: Any = original
         ) -> tuple[Any, ...]:
             evaluated.append(entity_id)
-            reads_before.setdefault(entity_id, entity._reads or frozenset())
+            reads_before.setdefault(entity_id, frozenset(entity._reads or ()))
             return cast(tuple[Any, ...], original())
 
         entity._evaluate = spy  # type: ignore[method-assign]
@@ -214,7 +240,7 @@ async def test_a_report_reaches_only_the_readers_of_what_it_changed(
     readers = {
         entity_id
         for entity_id, entity in entities.items()
-        if not reads_before.get(entity_id, entity._reads or frozenset()).isdisjoint(keys)
+        if not keys.isdisjoint(reads_before.get(entity_id, entity._reads or ()))
     }
     assert set(evaluated) == readers
     assert len(evaluated) < len(entities) / 3
@@ -242,10 +268,73 @@ async def test_a_report_reaches_only_the_readers_of_what_it_changed(
     assert set(evaluated) == set(entities)
     assert state_of(hass, "sensor.h2d_right_nozzle_temperature") != STATE_UNAVAILABLE
 
-    # Unloading takes every entity out of the index.
+    # Entities are the fan-out's members, no coordinator listeners (the few listeners left
+    # are per platform: new AMS units, device registry updates).
+    members = coordinator.fanout.members()
+    assert len(members) == len(entities)
+    assert set(members) == {entity._listener for entity in entities.values()}
+    listeners = [listener for listener, _ in coordinator._listeners.values()]
+    assert not any(isinstance(getattr(f, "__self__", None), BambuEntity) for f in listeners)
+    assert len(listeners) <= 5
+
+    # Unloading takes every entity out of the index and the members, and leaves no listener.
     assert coordinator.fanout.indexed_keys
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert coordinator.fanout.indexed_keys == frozenset()
+    assert coordinator.fanout.members() == []
+    assert coordinator._listeners == {}
+
+
+@pytest.mark.usefixtures("trust_test_cas")
+async def test_a_broken_entity_stops_no_other(
+    hass: HomeAssistant, virtual_printer: PrinterFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entity that raises during a broadcast is logged; the others are still refreshed."""
+    entry, _printer = await setup_printer(hass, virtual_printer, "P1S")
+    coordinator: BambuCoordinator = entry.runtime_data
+    entities = bambu_entities(hass)
+    evaluated, _ = spy_evaluations(hass)
+    broken = entities["sensor.p1s_nozzle_temperature"]
+
+    def explode() -> tuple[Any, ...]:
+        raise RuntimeError("broken")
+
+    broken._evaluate = explode  # type: ignore[method-assign]
+    coordinator.async_update_listeners()
+    assert set(evaluated) == set(entities) - {"sensor.p1s_nozzle_temperature"}
+    assert "Unexpected error updating an entity" in caplog.text
+
+
+@pytest.mark.usefixtures("trust_test_cas")
+async def test_update_entity_refreshes_from_the_held_state(
+    hass: HomeAssistant, virtual_printer: PrinterFactory
+) -> None:
+    """`homeassistant.update_entity` re-evaluates the entity from the state the integration
+    holds: it neither fetches anything nor makes an entity of a disconnected printer
+    available."""
+    assert await async_setup_component(hass, "homeassistant", {})
+    entry, printer = await setup_printer(hass, virtual_printer, "P1S")
+    coordinator: BambuCoordinator = entry.runtime_data
+    evaluated, _ = spy_evaluations(hass)
+    await hass.services.async_call(
+        "homeassistant",
+        "update_entity",
+        {"entity_id": "sensor.p1s_nozzle_temperature"},
+        blocking=True,
+    )
+    assert evaluated == ["sensor.p1s_nozzle_temperature"]
+    printer.stop_broker()
+    await wait_for_state(hass, "sensor.p1s_nozzle_temperature", STATE_UNAVAILABLE)
+    evaluated.clear()
+    await hass.services.async_call(
+        "homeassistant",
+        "update_entity",
+        {"entity_id": "sensor.p1s_nozzle_temperature"},
+        blocking=True,
+    )
+    assert evaluated == ["sensor.p1s_nozzle_temperature"]
+    assert not coordinator.last_update_success
+    assert state_of(hass, "sensor.p1s_nozzle_temperature") == STATE_UNAVAILABLE
 
 
 @pytest.mark.usefixtures("trust_test_cas")

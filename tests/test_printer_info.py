@@ -15,7 +15,12 @@ from pytest_homeassistant_custom_component.common import (
     mock_restore_cache_with_extra_data,
 )
 
-from tests.test_entities import setup_printer, state_of, wait_for_state
+from tests.test_entities import (
+    enable_all_entities,  # noqa: F401 - a fixture
+    setup_printer,
+    state_of,
+    wait_for_state,
+)
 from tests.virtual_printer.printer import PrinterFactory
 
 pytestmark = pytest.mark.usefixtures("trust_test_cas")
@@ -31,6 +36,7 @@ def clock() -> Iterator[list[float]]:
         yield now
 
 
+@pytest.mark.usefixtures("enable_all_entities")  # the sensor is disabled by default
 async def test_info_sensors(hass: HomeAssistant, virtual_printer: PrinterFactory) -> None:
     """Print type follows the job, SD card the `home_flag` bits, IP address `net.info`."""
     _, printer = await setup_printer(hass, virtual_printer, "X1C")

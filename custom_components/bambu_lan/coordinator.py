@@ -251,9 +251,16 @@ class BambuCoordinator(DataUpdateCoordinator[PrinterState]):
     @callback
     @override
     def async_update_listeners(self) -> None:
-        """Refresh every entity; a delivery that was waiting for the throttle is covered."""
+        """Refresh the listeners and every entity (the fan-out's members: entities are no
+        coordinator listeners); a delivery that was waiting for the throttle is covered."""
         self.fanout.delivered_all()
         super().async_update_listeners()
+        for member in self.fanout.members():
+            try:
+                member()
+            except Exception:
+                # As Home Assistant does for its listeners: one broken entity stops no other.
+                _LOGGER.exception("Unexpected error updating an entity of %s", self.name)
 
     @callback
     def on_connected(self, certificate: CertificateReport) -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, Final, override
 
 from homeassistant.const import MAX_LENGTH_STATE_STATE
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import EntityDescription
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.helpers.entity import Entity, EntityDescription
 
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import BambuCoordinator
@@ -68,20 +67,25 @@ def async_remove_stale_entities(
             registry.async_remove(entity_id)
 
 
-class BambuEntity(CoordinatorEntity[BambuCoordinator]):
+class BambuEntity(Entity):
     """An entity of one printer.
 
     A report reaches the entity only when it changed a report key the entity read last time
     (the coordinator's fan-out indexes the recorded reads); every other update (connection,
-    availability, get_version, certificate) reaches every entity. The entity is written only
-    when what it shows changed.
+    availability, get_version, certificate) reaches every entity, as a member of the fan-out.
+    The entity is written only when what it shows changed.
+
+    Not a `CoordinatorEntity`: its coordinator listener (one per entity, ~76 per printer) would
+    only duplicate the fan-out's registration. What it did is here: no polling, availability
+    from the coordinator's last update, and a refresh on `homeassistant.update_entity`.
     """
 
     _attr_has_entity_name = True
+    _attr_should_poll = False
 
     def __init__(self, coordinator: BambuCoordinator, description: EntityDescription) -> None:
         """Bind the entity to its printer and description."""
-        super().__init__(coordinator)
+        self.coordinator = coordinator
         self.entity_description = description
         self._attr_unique_id = f"{coordinator.serial}_{description.key}"
         # One device info per printer, shared by its ~60 entities (Home Assistant only reads it
@@ -91,8 +95,17 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
             coordinator.entity_device_info = info
         self._attr_device_info = coordinator.entity_device_info
         self._written: tuple[Any, ...] | None = None
-        # Top-level report keys the last refresh read (None: not evaluated yet).
-        self._reads: frozenset[str] | None = None
+        # Report keys the last refresh read, shared and sorted (None: not evaluated yet).
+        self._reads: tuple[str, ...] | None = None
+        # The one bound method the fan-out knows the entity by (in its members and under
+        # every key it reads), instead of a new one per registration.
+        self._listener: Callable[[], None] = self._handle_coordinator_update
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available while the printer is connected and has reported."""
+        return self.coordinator.last_update_success
 
     def _refresh(self) -> tuple[Any, ...]:
         """Set the `_attr_*` values from the printer's state and return them.
@@ -119,12 +132,13 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
             shown = (self.available, *self._refresh())
             self._bound_strings()
         finally:
-            # Compared as a set: a frozenset is made only when the reads moved (rarely).
+            # Compared with the set just recorded: a tuple is made only when the reads moved
+            # (rarely).
             reads, old = state.stop_recording(), self._reads
-            if old is None or reads != old:
+            if old is None or len(reads) != len(old) or not reads.issuperset(old):
                 fanout = self.coordinator.fanout
                 self._reads = fanout.shared(reads)
-                fanout.index(self._handle_coordinator_update, old or (), self._reads)
+                fanout.index(self._listener, old or (), self._reads)
         return shown
 
     def _bound_strings(self) -> None:
@@ -138,16 +152,24 @@ class BambuEntity(CoordinatorEntity[BambuCoordinator]):
         if attributes:
             self._attr_extra_state_attributes = bounded_attributes(attributes)
 
+    @override
     async def async_added_to_hass(self) -> None:
-        """Compute the first state before Home Assistant writes it."""
+        """Join the fan-out and compute the first state before Home Assistant writes it."""
         await super().async_added_to_hass()
+        self.coordinator.fanout.add_member(self._listener)
         self._written = self._evaluate()
 
+    async def async_update(self) -> None:
+        """`homeassistant.update_entity`: show the printer's state as the integration holds it
+        (it is pushed; there is nothing to fetch)."""
+        if self.enabled:
+            self._written = self._evaluate()
+
+    @override
     async def async_will_remove_from_hass(self) -> None:
-        """Leave the fan-out's index."""
+        """Leave the fan-out."""
         await super().async_will_remove_from_hass()
-        if self._reads:
-            self.coordinator.fanout.index(self._handle_coordinator_update, self._reads, ())
+        self.coordinator.fanout.remove_member(self._listener, self._reads or ())
         self._reads = None
 
 

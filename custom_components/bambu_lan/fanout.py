@@ -4,15 +4,18 @@ A printer reports about once a second (X1: its whole state; P1/A1/H2: the few fi
 and most reports change one or two values that one or two of its ~40 entities show. Calling every
 entity's handler for every report would cost more than the report itself, so entities register
 the report keys they read (`PrinterState.recorded_reads`) in an index and only the readers of a
-changed key are called. A printer that floods reports (a firmware bug, a replayed stream) has
-every report merged, but its entities are told at most `RATE` times a second; the last state
-is always delivered.
+changed key are called; what may concern every entity (connection, availability, get_version,
+certificate) reaches every member. The fan-out is the entities' only registration: they are no
+coordinator listeners (a listener each would cost more memory than the index). A printer that
+floods reports (a firmware bug, a replayed stream) has every report merged, but its entities
+are told at most `RATE` times a second; the last state is always delivered.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
+import contextlib
 from typing import Final
 
 RATE: Final = 5.0
@@ -34,41 +37,63 @@ class ReportFanout:
         """`deliver(changed)` tells the entities (None: all of them) about `changed` keys."""
         self._loop = loop
         self._deliver = deliver
-        self._readers: dict[str, dict[Listener, None]] = {}
-        self._shared: dict[frozenset[str], frozenset[str]] = {}
+        # Tuples, not dicts or sets, throughout: a printer has ~76 entities and reads change
+        # rarely, so the index is rebuilt per key on a change and small the rest of the time.
+        self._readers: dict[str, tuple[Listener, ...]] = {}
+        self._members: list[Listener] = []
+        self._shared: dict[tuple[str, ...], tuple[str, ...]] = {}
         self._tokens = float(BURST)
         self._tokens_at = loop.time()
         self._pending: frozenset[str] | None = frozenset()
         self._flush: asyncio.TimerHandle | None = None
 
+    # --- the members --------------------------------------------------------------------------
+
+    def add_member(self, listener: Listener) -> None:
+        """`listener` is told about everything that may concern every entity (`members`)."""
+        self._members.append(listener)
+
+    def remove_member(self, listener: Listener, reads: Iterable[str]) -> None:
+        """Forget `listener`, a member that last read `reads`."""
+        with contextlib.suppress(ValueError):
+            self._members.remove(listener)
+        self.index(listener, reads, ())
+
+    def members(self) -> list[Listener]:
+        """Every member, in the order they joined (a copy: members join and leave meanwhile)."""
+        return list(self._members)
+
     # --- the index ---------------------------------------------------------------------------
 
-    def shared(self, keys: Iterable[str]) -> frozenset[str]:
-        """`keys` as a frozenset shared by every listener that reads the same keys (most of a
-        printer's entities read one to three keys; a frozenset takes 200 bytes)."""
-        frozen = frozenset(keys)
+    def shared(self, keys: Iterable[str]) -> tuple[str, ...]:
+        """`keys`, sorted, as a tuple shared by every listener that reads the same keys (most
+        of a printer's entities read one to three keys: a tuple of two takes 56 bytes, a
+        frozenset 216)."""
+        ordered = tuple(sorted(keys))
         if len(self._shared) >= MAX_SHARED_READS:
-            self._shared.clear()  # only a cache: sets already handed out stay valid
-        return self._shared.setdefault(frozen, frozen)
+            self._shared.clear()  # only a cache: tuples already handed out stay valid
+        return self._shared.setdefault(ordered, ordered)
 
     def index(self, listener: Listener, old: Iterable[str], new: Iterable[str]) -> None:
         """Move `listener` from the keys it read before (`old`) to the ones it reads now."""
         old_keys, new_keys = set(old), set(new)
         for key in old_keys - new_keys:
-            readers = self._readers.get(key)
-            if readers is not None:
-                readers.pop(listener, None)
-                if not readers:
+            if (readers := self._readers.get(key)) is not None:
+                if kept := tuple(reader for reader in readers if reader != listener):
+                    self._readers[key] = kept
+                else:
                     del self._readers[key]
         for key in new_keys - old_keys:
-            self._readers.setdefault(key, {})[listener] = None
+            readers = self._readers.get(key, ())
+            if listener not in readers:
+                self._readers[key] = (*readers, listener)
 
     def readers(self, changed: Iterable[str]) -> list[Listener]:
         """The listeners that read any of `changed`, each once, in registration order."""
         found: dict[Listener, None] = {}
         for key in changed:
             if (readers := self._readers.get(key)) is not None:
-                found.update(readers)
+                found.update(dict.fromkeys(readers))
         # A copy: listeners re-register their reads while they are called.
         return list(found)
 

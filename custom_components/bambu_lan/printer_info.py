@@ -59,6 +59,7 @@ INFO_SENSORS: Final[tuple[BambuInfoSensorEntityDescription, ...]] = (
         key="ip_address",
         translation_key="ip_address",
         entity_category=EntityCategory.DIAGNOSTIC,
+        entity_registry_enabled_default=False,  # the address is in the configuration
         value_fn=lambda state: state.ip_address,
     ),
 )

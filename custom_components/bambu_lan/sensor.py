@@ -34,6 +34,7 @@ from .certificate import certificate_entities
 from .const import DOMAIN, LEFT_NOZZLE, RIGHT_NOZZLE
 from .coordinator import BambuConfigEntry, BambuCoordinator
 from .entity import BambuEntity, async_remove_stale_entities, device_info
+from .fan import FANS
 from .job_sensor import job_sensors
 from .printer.codes import SPEED_LEVELS, STAGE_NAMES
 from .printer.events import hms_details, hms_module_name
@@ -83,6 +84,9 @@ class BambuSensorEntityDescription(SensorEntityDescription):
     value_fn: Callable[[PrinterState], StateType]
     exists_fn: Callable[[PrinterState], bool] = lambda _: True
     attrs_fn: Callable[[PrinterState], dict[str, Any]] | None = None
+    # Whether a control of this printer shows the same value: the sensor is then disabled by
+    # default (e.g. a fan's speed where the `fan` entity exists).
+    control_fn: Callable[[PrinterState], bool] = lambda _: False
 
 
 def _lower(value: str | None) -> str | None:
@@ -210,6 +214,10 @@ def _temperature(
     )
 
 
+# The fan entities by key (the same keys as the fan speed sensors).
+_FAN_EXISTS: Final = {fan.key: fan.exists_fn for fan in FANS}
+
+
 def _fan(key: str, value_fn: Callable[[PrinterState], StateType]) -> BambuSensorEntityDescription:
     return BambuSensorEntityDescription(
         key=key,
@@ -217,6 +225,7 @@ def _fan(key: str, value_fn: Callable[[PrinterState], StateType]) -> BambuSensor
         native_unit_of_measurement=PERCENTAGE,
         state_class=SensorStateClass.MEASUREMENT,
         value_fn=value_fn,
+        control_fn=_FAN_EXISTS[key],
     )
 
 
@@ -290,6 +299,7 @@ SENSORS: Final[tuple[BambuSensorEntityDescription, ...]] = (
         translation_key="speed_profile",
         device_class=SensorDeviceClass.ENUM,
         options=list(SPEED_LEVELS.values()),
+        entity_registry_enabled_default=False,  # every printer has the speed profile select
         value_fn=lambda state: SPEED_LEVELS.get(state.speed_level or 0),
     ),
     BambuSensorEntityDescription(
@@ -437,6 +447,8 @@ class BambuSensor(BambuEntity, SensorEntity):
         """Bind the sensor; enum values outside `options` are logged once each."""
         super().__init__(coordinator, description)
         self._logged_unknown: set[StateType] | None = None  # made on the first unknown value
+        if description.control_fn(coordinator.state):
+            self._attr_entity_registry_enabled_default = False
 
     @override
     def _refresh(self) -> tuple[Any, ...]:

@@ -20,7 +20,7 @@ import socket
 import ssl
 import threading
 import traceback
-from typing import Any
+from typing import Any, cast
 import warnings
 
 from cryptography import x509
@@ -701,6 +701,28 @@ async def test_context_built_off_the_loop_once(
     assert len(other.get_ca_certs()) == 4
     assert len(threads) == 7 + 6
     assert all(ident != hass.loop_thread_id for _, ident in threads)
+
+
+def test_printers_share_the_parsed_anchors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cas: pki.TestCAs
+) -> None:
+    """Contexts of different printers share one tuple of parsed anchors while the bundle's
+    bytes stay the same; changed files are parsed again."""
+    cas.write_anchors(tmp_path)
+    monkeypatch.setattr(tls, "CERTS_DIR", tmp_path)
+    first = cast(Any, create_printer_context(SERIAL))
+    second = cast(Any, create_printer_context("01P00A000000002"))
+    assert first is not second
+    assert second.anchors is first.anchors
+    assert len(first.anchors) == 5
+    (tmp_path / "test-legacy-root.pem").unlink()
+    third = cast(Any, create_printer_context(SERIAL))
+    assert len(third.anchors) == 4
+    assert len(third.get_ca_certs()) == 4
+    for number in range(6):  # the cache is bounded
+        (tmp_path / f"extra{number}.pem").write_bytes(cas.ca2_rsa.pem)  # new bytes each time
+        create_printer_context(SERIAL)
+    assert len(tls._PARSED_ANCHORS) <= 4
 
 
 async def test_failed_build_is_not_cached(

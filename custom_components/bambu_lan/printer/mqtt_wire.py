@@ -4,16 +4,18 @@ paho would open its socket itself, blocking in the TCP connect and the TLS hands
 run in the executor, where a peer that accepts TCP and never answers held a thread (and the
 socket) that closing the session could not take back. Here paho is handed the finished socket
 (`VerifiedClient`), and `LoopDriver` feeds it from `loop.add_reader` / `add_writer` and a
-`loop_misc` timer.
+`loop_misc` timer. Reads go through `mqtt_frames.FramedSocket`: reports bypass paho's packet
+reader, every other packet still goes through paho.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ssl
 from typing import Any, Final, override
 
 import paho.mqtt.client as mqtt
+
+from .mqtt_frames import FramedSocket, PublishHandler, SkipHandler
 
 KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drops the link
 
@@ -21,9 +23,9 @@ KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drop
 class VerifiedClient(mqtt.Client):
     """A paho client that logs in over a socket we connected and verified on the event loop."""
 
-    _verified: ssl.SSLSocket | None = None
+    _verified: FramedSocket | None = None
 
-    def connect_over(self, sock: ssl.SSLSocket, host: str, port: int) -> None:
+    def connect_over(self, sock: FramedSocket, host: str, port: int) -> None:
         """Send CONNECT over `sock` (the CONNACK arrives through the loop's reader)."""
         self._verified = sock
         try:
@@ -33,7 +35,7 @@ class VerifiedClient(mqtt.Client):
             raise
 
     @override
-    def _create_socket(self) -> ssl.SSLSocket:
+    def _create_socket(self) -> FramedSocket:
         sock, self._verified = self._verified, None
         if sock is None:  # paho never opens a connection of its own
             raise ConnectionError("no verified connection to log in over")
@@ -47,9 +49,14 @@ class LoopDriver:
     attached one (a client the session already gave up on) touch nothing.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Drive nothing until `attach`."""
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, on_publish: PublishHandler, on_skip: SkipHandler
+    ) -> None:
+        """Drive nothing until `attach`; QoS 0 PUBLISH packets go to `on_publish`, the sizes of
+        packets too large to keep to `on_skip`."""
         self._loop = loop
+        self._on_publish = on_publish
+        self._on_skip = on_skip
         self._misc_interval = 0.0
         self._client: mqtt.Client | None = None
         self._fileno: int | None = None
@@ -101,12 +108,18 @@ class LoopDriver:
         if client is self._client and self._fileno is not None:
             self._loop.remove_writer(self._fileno)
 
-    def _read(self, client: mqtt.Client, sock: ssl.SSLSocket) -> None:
-        # paho reads one packet per call; TLS may already hold more decrypted bytes that the
-        # socket's readiness will not announce again, so drain them here.
-        while client.loop_read() == mqtt.MQTT_ERR_SUCCESS and client is self._client:
-            if sock.fileno() == -1 or not sock.pending():
-                break
+    def _read(self, client: mqtt.Client, sock: FramedSocket) -> None:
+        if client is self._client:
+            sock.pump(self._on_publish, self._on_skip, self._paho_read)
+
+    def _paho_read(self) -> bool:
+        """Let paho read the packet the socket hands it; False once the connection is gone."""
+        client = self._client
+        return (
+            client is not None
+            and client.loop_read() == mqtt.MQTT_ERR_SUCCESS
+            and client is self._client
+        )
 
     def _write(self, client: mqtt.Client) -> None:
         client.loop_write()

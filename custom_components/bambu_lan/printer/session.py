@@ -32,6 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
 from .acks import PendingAcks
+from .mqtt_frames import FramedSocket
 from .mqtt_wire import KEEPALIVE, LoopDriver, VerifiedClient
 from .session_api import (
     CannotConnect,
@@ -131,10 +132,11 @@ class PrinterSession:
         self._listener = listener
         self._request_state = request_state
         self._report_topic = f"device/{serial}/report"
+        self._report_topic_bytes = self._report_topic.encode()
         self._request_topic = f"device/{serial}/request"
         self._loop = asyncio.get_running_loop()
         self._client: mqtt.Client | None = None
-        self._wire = LoopDriver(self._loop)
+        self._wire = LoopDriver(self._loop, self._on_publish, self._on_oversized)
         self._opening: asyncio.Task[ssl.SSLSocket] | None = None
         self._connack: asyncio.Future[ReasonCode] | None = None
         self._watchdog_timer: asyncio.TimerHandle | None = None
@@ -184,7 +186,7 @@ class PrinterSession:
             sock = await self._async_open(context)
             self._client = client
             self._wire.attach(client, MISC_INTERVAL)
-            client.connect_over(sock, self.host, self.port)
+            client.connect_over(FramedSocket(sock), self.host, self.port)
             async with asyncio.timeout(CONNECT_TIMEOUT):
                 reason = await connack
         except BaseException as err:
@@ -389,19 +391,28 @@ class PrinterSession:
         self._connection_lost(None if self._closing else ConnectionError(str(reason)))
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        # Only a PUBLISH at QoS 1 or 2 comes through paho (the subscription asks for QoS 0).
+        self._on_publish(msg.topic.encode(), msg.payload)
+
+    def _on_publish(self, topic: bytes, payload: bytes) -> None:
+        """A report (or anything else a publisher sent us) arrived."""
         self.stats.last_message_monotonic = time.monotonic()
         self._nudged = False
-        if msg.topic != self._report_topic:
-            self._drop(f"topic {msg.topic} is not this printer's")
+        if topic != self._report_topic_bytes:
+            self._drop(f"topic {topic.decode(errors='replace')} is not this printer's")
             return
-        message = decode_payload(msg.payload)
+        message = decode_payload(payload)
         if message is None:
-            self._drop(f"undecodable payload of {len(msg.payload)} bytes")
+            self._drop(f"undecodable payload of {len(payload)} bytes")
             return
         self.stats.messages += 1
         if self._acks:
             self._acks.match(message)
         self._listener.on_report(message)
+
+    def _on_oversized(self, size: int) -> None:
+        self.stats.last_message_monotonic = time.monotonic()
+        self._drop(f"packet of {size} bytes skipped (too large)")
 
     def _drop(self, reason: str) -> None:
         self.stats.dropped_messages += 1

@@ -280,16 +280,29 @@ def _parse_pin(pinned_cert: str, serial: str) -> x509.Certificate:
     return certs[0]
 
 
+# Parsed anchors by the bytes of the files they came from: every printer's context (one per
+# serial) shares one tuple of certificates instead of parsing its own.
+_PARSED_ANCHORS: dict[bytes, tuple[x509.Certificate, ...]] = {}
+_MAX_PARSED_ANCHORS = 4
+
+
 def _read_anchors(directory: Path) -> tuple[x509.Certificate, ...]:
     """Every certificate in every *.pem file of `directory`, once each (blocking)."""
+    files = [path.read_bytes() for path in sorted(directory.glob("*.pem"))]
+    content = b"\0".join(files)
+    if (known := _PARSED_ANCHORS.get(content)) is not None:
+        return known
     anchors: dict[bytes, x509.Certificate] = {}
-    for path in sorted(directory.glob("*.pem")):
+    for data in files:
         # Raises ValueError for a file without a certificate: a broken bundle must be noticed.
-        for cert in x509.load_pem_x509_certificates(path.read_bytes()):
+        for cert in x509.load_pem_x509_certificates(data):
             anchors.setdefault(_der(cert), cert)
     if not anchors:
         raise FileNotFoundError(f"no trust anchors (*.pem) in {directory}")
-    return tuple(anchors.values())
+    if len(_PARSED_ANCHORS) >= _MAX_PARSED_ANCHORS:
+        _PARSED_ANCHORS.clear()  # only a cache (the bundle does not change while running)
+    parsed = _PARSED_ANCHORS[content] = tuple(anchors.values())
+    return parsed
 
 
 def _build_context(directory: Path, serial: str, pinned_cert: str | None) -> _PrinterContext:
