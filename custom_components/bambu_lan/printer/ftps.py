@@ -32,6 +32,7 @@ import socket
 import ssl
 from typing import Any, BinaryIO, Final, override
 
+from .ssl_errors import run_clean
 from .tls import PrinterTLSError, async_create_printer_context
 
 _LOGGER = logging.getLogger(__name__)
@@ -121,6 +122,11 @@ class _ImplicitFTPS(ftplib.FTP_TLS):
         except BaseException:
             conn.close()
             raise
+
+
+# What a command meets when the printer closed the connection just before it was sent: the
+# `_alive` probe can pass a moment before the close arrives.
+_DROPPED: Final = (EOFError, ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 def _translate(err: BaseException) -> FtpsError:
@@ -275,6 +281,7 @@ class PrinterFtps:
         self.idle_timeout = idle_timeout
         self._lock = asyncio.Lock()
         self._ftp: _ImplicitFTPS | None = None
+        self._kept = False  # the connection in use was kept from an earlier operation
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
         self._closed = False
@@ -291,7 +298,7 @@ class PrinterFtps:
 
     async def _call[T](self, func: Callable[..., T], *args: Any) -> T:
         """Run one blocking step in the executor; hold on to the connection until it is done."""
-        future = asyncio.get_running_loop().run_in_executor(None, func, *args)
+        future = asyncio.get_running_loop().run_in_executor(None, run_clean, func, *args)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -321,6 +328,7 @@ class PrinterFtps:
                 if self._ftp is not None and not await self._call(_alive, self._ftp):
                     # The printer rebooted or dropped us while idle: start afresh.
                     await self._drop()
+                self._kept = self._ftp is not None
                 if self._ftp is None:
                     self._ftp = await self._open()
                 yield self._ftp
@@ -333,6 +341,25 @@ class PrinterFtps:
             finally:
                 if self._ftp is not None:
                     self._schedule_idle()
+
+    async def _first[T](
+        self, ftp: _ImplicitFTPS, func: Callable[..., T], *args: Any
+    ) -> tuple[_ImplicitFTPS, T]:
+        """Inside `_session`: the first command of an idempotent operation, `func(ftp, *args)`.
+
+        A kept connection can pass the `_alive` probe a moment before the printer's close
+        arrives; the command then meets a dropped connection and is sent again on a fresh one.
+        """
+        try:
+            return ftp, await self._call(func, ftp, *args)
+        except _DROPPED:
+            if not self._kept:
+                raise
+        _LOGGER.debug("FTPS to %s was dropped under a command; reconnecting", self.host)
+        await self._drop()
+        self._kept = False
+        self._ftp = ftp = await self._open()
+        return ftp, await self._call(func, ftp, *args)
 
     async def _open(self) -> _ImplicitFTPS:
         context = await async_create_printer_context(self.serial, pinned_cert=self._pinned_cert)
@@ -384,7 +411,7 @@ class PrinterFtps:
         directory = "/" + directory.strip("/")
         try:
             async with self._session() as ftp:
-                lines = await self._call(_list, ftp, directory)
+                _, lines = await self._first(ftp, _list, directory)
         except FtpsError as err:
             if err.kind is FtpsErrorKind.NOT_FOUND:
                 return []
@@ -399,7 +426,7 @@ class PrinterFtps:
     async def async_size(self, path: str) -> int:
         """The size of a file in bytes."""
         async with self._session() as ftp:
-            return await self._call(_size, ftp, path)
+            return (await self._first(ftp, _size, path))[1]
 
     async def async_read(
         self,
@@ -415,8 +442,10 @@ class PrinterFtps:
         (`contextlib.aclosing`) when stopping early. A transfer stopped early closes the
         control connection, since the printer may still be sending.
         """
-        async with self._session() as ftp:
-            conn = await self._call(ftp.transfercmd, f"RETR {path}", offset or None)
+        async with self._session() as kept:
+            ftp, conn = await self._first(
+                kept, _ImplicitFTPS.transfercmd, f"RETR {path}", offset or None
+            )
             complete = False
             try:
                 remaining = length

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import ssl
 from typing import Final
 
+from .ssl_errors import clear_error_queue
 from .values import MAX_PAYLOAD_BYTES
 
 MAX_PACKET: Final = MAX_PAYLOAD_BYTES + 1024
@@ -75,6 +76,7 @@ class FramedSocket:
 
     def send(self, data: bytes) -> int:
         """paho's writes go straight to TLS."""
+        clear_error_queue()  # see ssl_errors: a stale entry would fail a healthy connection
         return self.sock.send(data)
 
     def close(self) -> None:
@@ -119,6 +121,9 @@ class FramedSocket:
         if self._start:
             del buffer[: self._start]
             self._start = 0
+        # A partial record reads as "want read", which a stale OpenSSL error left on this
+        # thread by another (dropped) connection would turn into a failure: see ssl_errors.
+        clear_error_queue()
         try:
             while len(buffer) < MAX_PACKET + _READ_SIZE:
                 data = self.sock.recv(_READ_SIZE)
