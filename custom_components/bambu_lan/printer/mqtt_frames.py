@@ -76,8 +76,14 @@ class FramedSocket:
 
     def send(self, data: bytes) -> int:
         """paho's writes go straight to TLS."""
-        clear_error_queue()  # see ssl_errors: a stale entry would fail a healthy connection
-        return self.sock.send(data)
+        # See ssl_errors: start with an empty queue, and leave none behind for the loop's other
+        # TLS connections (Home Assistant's own included) when this one has failed.
+        clear_error_queue()
+        try:
+            return self.sock.send(data)
+        except OSError:
+            clear_error_queue()
+            raise
 
     def close(self) -> None:
         """Close the TLS socket and drop what is buffered."""
@@ -137,6 +143,7 @@ class FramedSocket:
         except ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError:
             return False
         except OSError as err:
+            clear_error_queue()  # leave nothing behind for the loop's other TLS connections
             self._failure = err
             return False
         return True  # stopped at the bound: dispatch, then read on
