@@ -400,9 +400,10 @@ async def test_streaming_50_mb_keeps_memory_bounded(
     expected = hashlib.sha256((printer.sdcard / remote.lstrip("/")).read_bytes()).hexdigest()
     digest = hashlib.sha256()
     received = 0
-    # asyncio's debug-mode warning about a slow step (a loaded machine) reads source files
-    # through linecache, megabytes that are not the transfer's: keep it out of the measurement.
-    asyncio.get_running_loop().slow_callback_duration = 60
+    # In debug mode asyncio records a stack for every callback, and formatting those reads the
+    # source files of the frames into linecache: megabytes that are not the transfer's, and how
+    # many depends on what ran earlier in the process. Measure the transfer alone.
+    asyncio.get_running_loop().set_debug(False)
     async with _open(printer) as client:
         tracemalloc.start()
         started = time.perf_counter()
@@ -419,7 +420,7 @@ async def test_streaming_50_mb_keeps_memory_bounded(
     assert received == size
     assert digest.hexdigest() == expected
     print(f"\nftps: streamed 50 MB in {elapsed:.2f} s, peak traced memory {peak / 1024:.0f} KiB")
-    assert peak < 8 * 1024 * 1024  # vs. 50 MiB if it were read whole
+    assert peak < 4 * 1024 * 1024  # vs. 50 MiB if it were read whole
 
 
 async def test_recovers_after_the_printer_dropped_the_connection(
