@@ -1,11 +1,12 @@
-"""Clear OpenSSL's per-thread error queue before blocking TLS steps in a worker thread.
+"""Clear OpenSSL's per-thread error queue around our own TLS reads and writes.
 
 `SSL_get_error()` consults the calling thread's error queue before the connection's own
 state, and CPython's `_ssl` does not empty it before `SSL_read`/`SSL_write`
 (python/cpython#81891, #148594). A failed write on a connection the printer dropped leaves an
 entry behind; the next read in that thread, on a healthy connection, that merely has to wait
 for data is then reported as that old error (a spurious `BrokenPipeError`). Executor threads
-are shared, so every blocking TLS step starts with an empty queue.
+and the event loop's thread are shared, so the FTPS steps (`run_clean`) and the MQTT reads and
+writes (`mqtt_frames.py`) start with an empty queue.
 
 No Home Assistant imports; part of the printer library.
 """
