@@ -23,7 +23,7 @@ figure so that the numbers can be tracked over time. Not a test: nothing here as
    temperatures, as real printers while printing): CPU share of this process over the quietest
    of 3 consecutive windows (each printed), minus the quietest of 3 with no printers, and the
    traced memory each printer after the first adds (the first loads what all share: platforms,
-   translations).
+   translations), split into what this integration's code allocated and the rest per entity.
 5. First, the camera (bench_camera.py): CPU per port-6000 frame, and the RTSP relay's CPU per
    Mbit/s.
 """
@@ -71,6 +71,7 @@ from tests.virtual_printer.pki import generate_cas  # noqa: E402
 from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
 
 ACCESS_CODE = "B3nchC0d"
+OUR_CODE: Final = str(Path(fanout.__file__).parent)
 SETTLE = 12.0
 
 
@@ -472,11 +473,21 @@ async def bench_farm(
         await asyncio.sleep(1)
         tracemalloc.start()
         traced0 = tracemalloc.get_traced_memory()[0]
+        entities0 = len(hass.states.async_all())
         entries += [await add_printer(hass, printer) for printer in printers[1:]]
         await asyncio.sleep(5)
         traced = tracemalloc.get_traced_memory()[0] - traced0
+        # Whose code allocated it (the innermost frame): this integration's, or anything else's
+        # (Home Assistant's entity, state and registry bookkeeping, mostly).
+        ours = sum(
+            stat.size
+            for stat in tracemalloc.take_snapshot().statistics("filename")
+            if OUR_CODE in stat.traceback[0].filename
+        )
         tracemalloc.stop()
-        per_printer = traced / max(count - 1, 1) / 1024
+        added = max(count - 1, 1)
+        per_printer = traced / added / 1024
+        entities = (len(hass.states.async_all()) - entities0) / added
         # Let the registries' delayed saves (10 s after the entities appeared) pass first.
         await asyncio.sleep(SETTLE)
 
@@ -502,6 +513,13 @@ async def bench_farm(
         line(f"farm{count}_mem_per_printer_kib", per_printer, "KiB")
         if last:
             line("farm_mem_per_printer_kib", per_printer, "KiB")
+            line("farm_mem_ours_per_printer_kib", ours / added / 1024, "KiB")
+            line("farm_entities_per_printer", entities)
+            line(
+                "farm_mem_rest_per_entity_kib",
+                (traced - ours) / added / max(entities, 1) / 1024,
+                "KiB",
+            )
         for entry in entries:
             await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()

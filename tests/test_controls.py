@@ -93,6 +93,8 @@ async def test_job_buttons(hass: HomeAssistant, virtual_printer: PrinterFactory)
     await wait_for_state(hass, "sensor.x1c_print_status", "failed")
     assert [state_of(hass, button) for button in (PAUSE, RESUME, STOP)] == [STATE_UNAVAILABLE] * 3
     assert state_of(hass, "sensor.x1c_print_error") == "0300_400C"  # cancelled by the user
+    # The end of the job takes a finish photo (image.py); let it complete before teardown.
+    await hass.async_block_till_done(wait_background_tasks=True)
 
 
 @pytest.mark.parametrize(

@@ -133,7 +133,9 @@ def test_async_dependency_no_threads() -> None:
         assert "loop_start(" not in source, module
         assert "loop_forever(" not in source, module
         assert "Thread(" not in source, module
-    # The session's paho client is driven by the event loop (printer/mqtt_wire.py).
+    # The session's paho client is driven by the event loop (printer/mqtt_wire.py), its reads
+    # through the loop's one reader for all MQTT connections (printer/coalesce.py).
     wire = (COMPONENT / "printer" / "mqtt_wire.py").read_text()
-    assert "add_reader(" in wire
+    assert "add_reader(" in (COMPONENT / "printer" / "coalesce.py").read_text()
+    assert "add_writer(" in wire
     assert "loop_misc()" in wire

@@ -3,9 +3,11 @@
 paho would open its socket itself, blocking in the TCP connect and the TLS handshake; that had to
 run in the executor, where a peer that accepts TCP and never answers held a thread (and the
 socket) that closing the session could not take back. Here paho is handed the finished socket
-(`VerifiedClient`), and `LoopDriver` feeds it from `loop.add_reader` / `add_writer` and a
-`loop_misc` timer. Reads go through `mqtt_frames.FramedSocket`: reports bypass paho's packet
-reader, every other packet still goes through paho.
+(`VerifiedClient`), and `LoopDriver` feeds it from the loop: reads when `coalesce.py` says the
+socket is readable (at once, or in one pass with the loop's other MQTT connections), writes
+from `loop.add_writer`, and paho's `loop_misc` on a timer. Reads go through
+`mqtt_frames.FramedSocket`: reports bypass paho's packet reader, every other packet still goes
+through paho.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any, Final, override
 
 import paho.mqtt.client as mqtt
 
+from . import coalesce
 from .mqtt_frames import FramedSocket, PublishHandler, SkipHandler
 
 KEEPALIVE: Final = 30  # seconds idle before paho pings; an unanswered ping drops the link
@@ -55,6 +58,7 @@ class LoopDriver:
         """Drive nothing until `attach`; QoS 0 PUBLISH packets go to `on_publish`, the sizes of
         packets too large to keep to `on_skip`."""
         self._loop = loop
+        self._coalescer = coalesce.for_loop(loop)
         self._on_publish = on_publish
         self._on_skip = on_skip
         self._misc_interval = 0.0
@@ -87,7 +91,12 @@ class LoopDriver:
         # Register by descriptor number: by the time paho reports a close the socket object
         # already says -1, and the loop would no longer find it.
         self._fileno = fileno = sock.fileno()
-        self._loop.add_reader(fileno, self._read, client, sock)
+
+        def read() -> None:
+            if client is self._client:
+                sock.pump(self._on_publish, self._on_skip, self._paho_read)
+
+        self._coalescer.add(fileno, read)
         self._misc_timer = self._loop.call_later(self._misc_interval, self._misc, client)
 
     def _on_socket_close(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
@@ -96,7 +105,7 @@ class LoopDriver:
     def _forget_socket(self, client: mqtt.Client) -> None:
         if client is not self._client or self._fileno is None:
             return
-        self._loop.remove_reader(self._fileno)
+        self._coalescer.remove(self._fileno)
         self._loop.remove_writer(self._fileno)
         self._fileno = None
 
@@ -107,10 +116,6 @@ class LoopDriver:
     def _on_socket_unregister_write(self, client: mqtt.Client, _userdata: Any, _sock: Any) -> None:
         if client is self._client and self._fileno is not None:
             self._loop.remove_writer(self._fileno)
-
-    def _read(self, client: mqtt.Client, sock: FramedSocket) -> None:
-        if client is self._client:
-            sock.pump(self._on_publish, self._on_skip, self._paho_read)
 
     def _paho_read(self) -> bool:
         """Let paho read the packet the socket hands it; False once the connection is gone."""
