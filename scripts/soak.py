@@ -57,8 +57,8 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
 
 from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
 from custom_components.bambu_lan.printer import tls  # noqa: E402
-from custom_components.bambu_lan.printer.merge import PRINT_SCHEMA, _Quiet  # noqa: E402
 from custom_components.bambu_lan.printer.mqtt_frames import FramedSocket  # noqa: E402
+from custom_components.bambu_lan.printer.schema import PRINT_SCHEMA, Quiet  # noqa: E402
 from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402
 from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
@@ -85,7 +85,7 @@ _LOGGER = logging.getLogger("soak")
 SILENCE = 100.0  # seconds: beyond the session's silence watchdog (90 s, checked every 10 s)
 RECOVERY_LIMIT = 360.0  # seconds: longer than the pushall rate limit (5 minutes)
 MODELS = ("X1C", "P1S", "A1MINI", "H2D")
-COMPARED = [key for key, spec in PRINT_SCHEMA.fields.items() if not isinstance(spec, _Quiet)]
+COMPARED = [key for key, spec in PRINT_SCHEMA.fields.items() if not isinstance(spec, Quiet)]
 
 
 def line(name: str, value: float | int | str, unit: str = "") -> None:

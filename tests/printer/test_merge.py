@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
-from custom_components.bambu_lan.printer import merge
-from custom_components.bambu_lan.printer.merge import PRINT_SCHEMA, merge_obj
+from custom_components.bambu_lan.printer import merge, schema
+from custom_components.bambu_lan.printer.merge import merge_obj
 from custom_components.bambu_lan.printer.reads import SHARED_BLOCKS
+from custom_components.bambu_lan.printer.schema import PRINT_SCHEMA
 from custom_components.bambu_lan.printer.state import PrinterState
 from tests.fixtures import reports as r
 
@@ -34,7 +35,7 @@ def plain_merge(
         old = target.get(key, _MISSING)
         if old is value or old == value:
             continue
-        field = spec.fields.get(key, merge._ANY)
+        field = spec.fields.get(key, schema.ANY)
         if merge._merge_field(
             target, key, old, value, field, depth=depth + 1, full=full, budget=budget
         ):
@@ -116,7 +117,7 @@ def test_shared_blocks_are_the_schema_flags() -> None:
     flagged = {
         key
         for key, spec in PRINT_SCHEMA.fields.items()
-        if isinstance(spec, merge._Obj) and spec.shared
+        if isinstance(spec, schema.Obj) and spec.shared
     }
     assert flagged == SHARED_BLOCKS
 

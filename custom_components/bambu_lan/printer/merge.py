@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
 from itertools import filterfalse
-import math
 import time
 from types import FunctionType
 from typing import Any, Final
 
-from .values import to_float, to_hex
+from .schema import (
+    ANY,
+    GENERIC,
+    AnyField,
+    ById,
+    Obj,
+    Quiet,
+    Spec,
+    is_id,
+    is_num,
+)
 
 _MAX_DEPTH: Final = 16
 """Deepest container nesting stored; real reports nest about 6 levels below `print`."""
@@ -38,7 +46,7 @@ class UnknownBudget:
 
     __slots__ = ("_recounted_at", "_schema", "_stored", "keys", "size")
 
-    def __init__(self, stored: dict[str, Any], schema: _Obj) -> None:
+    def __init__(self, stored: dict[str, Any], schema: Obj) -> None:
         """Account for what `stored` (merged with `schema`) keeps; it starts empty."""
         self._stored = stored
         self._schema = schema
@@ -86,19 +94,19 @@ def _cost(value: Any, limit: int) -> tuple[int, int]:
     return keys, size
 
 
-def _unknown_usage(obj: dict[str, Any], spec: _Obj) -> tuple[int, int]:
+def _unknown_usage(obj: dict[str, Any], spec: Obj) -> tuple[int, int]:
     keys = size = 0
     for key, value in obj.items():
-        field = spec.fields.get(key, _ANY)
-        if isinstance(field, _Obj) and type(value) is dict:
+        field = spec.fields.get(key, ANY)
+        if isinstance(field, Obj) and type(value) is dict:
             more = _unknown_usage(value, field)
-        elif isinstance(field, _ById) and type(value) is list:
+        elif isinstance(field, ById) and type(value) is list:
             more = (0, 0)
             for item in value:
                 if type(item) is dict:
                     inner = _unknown_usage(item, field.entry)
                     more = (more[0] + inner[0], more[1] + inner[1])
-        elif isinstance(field, _Any):
+        elif isinstance(field, AnyField):
             inner = _cost(value, MAX_UNKNOWN_SIZE)
             more = (1 + inner[0], _KEY_COST + len(key) + inner[1])
         else:
@@ -112,82 +120,6 @@ def _unknown_usage(obj: dict[str, Any], spec: _Obj) -> tuple[int, int]:
 
 _MISSING: Final = object()
 _INVALID: Final = object()
-
-type _Check = Callable[[Any], bool]
-
-
-class _Obj:
-    """Schema of a JSON object: known fields, whether it is a filament tray, and whether it is
-    a block shared by unrelated readers (its changed parts are named, e.g. `device.bed`)."""
-
-    __slots__ = ("fields", "shared", "tray")
-
-    def __init__(
-        self, fields: Mapping[str, _Spec], *, tray: bool = False, shared: bool = False
-    ) -> None:
-        self.fields = fields
-        self.tray = tray
-        self.shared = shared
-
-
-class _ById:
-    """A list of objects merged entry by entry, matched on their `id`.
-
-    `changed`, when given, collects the ids of entries a merge added, changed or dropped (the
-    caller clears it before merging).
-    """
-
-    __slots__ = ("changed", "entry")
-
-    def __init__(self, entry: _Obj, changed: set[str] | None = None) -> None:
-        self.entry = entry
-        self.changed = changed
-
-
-class _Any:
-    """An unknown field: stored as it arrives, nested objects deep-merged."""
-
-    __slots__ = ()
-
-
-class _Quiet:
-    """A field stored as it arrives whose changes never count as a state change."""
-
-    __slots__ = ()
-
-
-type _Spec = _Check | _Obj | _ById | _Any | _Quiet
-
-_ANY: Final = _Any()
-_QUIET: Final = _Quiet()
-_GENERIC: Final = _Obj({})
-
-
-def _is_num(value: Any) -> bool:
-    kind = type(value)
-    if kind is float:  # the common case, without to_float's conversion
-        return math.isfinite(value)
-    return kind is int or to_float(value) is not None
-
-
-def _is_str(value: Any) -> bool:
-    return type(value) is str
-
-
-def _is_hex(value: Any) -> bool:
-    return to_hex(value) is not None
-
-
-def _is_flag(value: Any) -> bool:
-    return type(value) is bool or type(value) is int
-
-
-def _is_list(value: Any) -> bool:
-    return type(value) is list
-
-
-def _is_id(value: Any) -> bool:
-    return type(value) is str or type(value) is int
 
 
 def _id_key(value: Any) -> str | None:
@@ -204,13 +136,13 @@ _EMPTY_TRAY_KEYS: Final = frozenset({"id", "state"})
 
 def _is_empty_tray(tray: dict[str, Any]) -> bool:
     """A tray holding only a valid `id` (and maybe `state`) is an empty slot."""
-    return tray.keys() <= _EMPTY_TRAY_KEYS and _is_id(tray.get("id"))
+    return tray.keys() <= _EMPTY_TRAY_KEYS and is_id(tray.get("id"))
 
 
 def _empty_tray(tray: dict[str, Any]) -> dict[str, Any]:
     cleared = {"id": tray["id"]}
     state = tray.get("state", _MISSING)
-    if state is not _MISSING and _is_num(state):
+    if state is not _MISSING and is_num(state):
         cleared["state"] = state
     return cleared
 
@@ -242,7 +174,7 @@ def _clone(value: Any, depth: int) -> Any:
 def merge_obj(
     target: dict[str, Any],
     delta: dict[str, Any],
-    spec: _Obj,
+    spec: Obj,
     depth: int,
     full: bool,
     *,
@@ -253,7 +185,7 @@ def merge_obj(
     """Merge `delta` into `target` (at nesting `depth`) in place; True if anything changed.
 
     `changed_keys` collects the keys whose value changed (as `prefix` + key), and inside a
-    shared block (`_Obj.shared`) the changed parts too, as `block.part`. `budget` bounds what
+    shared block (`Obj.shared`) the changed parts too, as `block.part`. `budget` bounds what
     is kept of unknown keys (None: no bound).
     """
     get = target.get
@@ -274,10 +206,10 @@ def merge_obj(
         old = get(key, _MISSING)
         if old is value:  # the very same object: a NaN stored and passed again
             continue
-        field = fields.get(key, _ANY)
+        field = fields.get(key, ANY)
         parts = (
             changed_keys
-            if changed_keys is not None and type(field) is _Obj and field.shared
+            if changed_keys is not None and type(field) is Obj and field.shared
             else None
         )
         if _merge_field(
@@ -294,7 +226,7 @@ def _merge_field(
     key: str,
     old: Any,
     value: Any,
-    spec: _Spec,
+    spec: Spec,
     *,
     depth: int,
     full: bool,
@@ -308,10 +240,10 @@ def _merge_field(
     # Most frequent first: typed leaves, then the envelope (a new sequence_id every report).
     if isinstance(spec, FunctionType):
         return spec(value) and _store(target, key, value, depth)
-    if isinstance(spec, _Quiet):
+    if isinstance(spec, Quiet):
         _store(target, key, value, depth)
         return False
-    if isinstance(spec, _Obj):
+    if isinstance(spec, Obj):
         if type(value) is not dict or depth > _MAX_DEPTH:
             return False
         if spec.tray and _is_empty_tray(value):
@@ -332,7 +264,7 @@ def _merge_field(
             target[key] = fresh
             return True
         return False
-    if isinstance(spec, _ById):
+    if isinstance(spec, ById):
         if type(value) is not list or depth >= _MAX_DEPTH:
             return False
         if type(old) is not list:
@@ -340,9 +272,9 @@ def _merge_field(
         return _merge_by_id(
             old, value, spec.entry, depth, full, budget=budget, changed_ids=spec.changed
         )
-    # An unknown field (`_Any`): the schema's checks are plain functions, handled first.
+    # An unknown field (`AnyField`): the schema's checks are plain functions, handled first.
     if type(old) is dict and type(value) is dict:
-        return depth <= _MAX_DEPTH and merge_obj(old, value, _GENERIC, depth, full, budget=budget)
+        return depth <= _MAX_DEPTH and merge_obj(old, value, GENERIC, depth, full, budget=budget)
     if budget is None:
         return _store(target, key, value, depth)
     return _store_unknown(target, key, old, value, depth, budget=budget)
@@ -382,7 +314,7 @@ def _store_unknown(
 def _merge_by_id(
     items: list[dict[str, Any]],
     delta: list[Any],
-    entry: _Obj,
+    entry: Obj,
     depth: int,
     full: bool,
     *,
@@ -427,115 +359,3 @@ def _merge_by_id(
         items[:] = [item for item in items if _id_key(item.get("id")) in seen]
         changed = True
     return changed
-
-
-_TRAY: Final = _Obj(
-    {
-        "id": _is_id,
-        "tray_type": _is_str,
-        "tray_sub_brands": _is_str,
-        "tray_color": _is_str,
-        "tray_info_idx": _is_str,
-        "cols": _is_list,
-        "remain": _is_num,
-        "nozzle_temp_min": _is_num,
-        "nozzle_temp_max": _is_num,
-        "state": _is_num,
-        "k": _is_num,
-        "tag_uid": _is_str,
-    },
-    tray=True,
-)
-
-_AMS_UNIT: Final = _Obj(
-    {
-        "id": _is_id,
-        "humidity": _is_num,
-        "humidity_raw": _is_num,
-        "temp": _is_num,
-        "dry_time": _is_num,
-        "info": _is_hex,
-        "dry_setting": _Obj(
-            {"dry_filament": _is_str, "dry_temperature": _is_num, "dry_duration": _is_num}
-        ),
-        "tray": _ById(_TRAY),
-    }
-)
-
-AMS_UNITS: Final = _ById(_AMS_UNIT, changed=set())
-"""The `ams.ams` list; `changed` holds the ids of the units the last merge touched."""
-
-_PACKED_TEMP_HOLDER: Final = _Obj({"info": _Obj({"temp": _is_num})})
-
-_DEVICE: Final = _Obj(
-    {
-        "extruder": _Obj(
-            {
-                "state": _is_num,
-                "info": _ById(_Obj({"id": _is_id, "temp": _is_num, "snow": _is_num})),
-            }
-        ),
-        "nozzle": _Obj({"info": _ById(_Obj({"id": _is_id, "diameter": _is_num, "type": _is_str}))}),
-        "bed": _PACKED_TEMP_HOLDER,
-        "ctc": _PACKED_TEMP_HOLDER,
-    },
-    shared=True,
-)
-
-PRINT_SCHEMA: Final = _Obj(
-    {
-        # envelope: kept for diagnostics, but a new sequence number is not a state change
-        "command": _QUIET,
-        "msg": _QUIET,
-        "sequence_id": _QUIET,
-        "t_utc": _QUIET,
-        "gcode_state": _is_str,
-        "mc_percent": _is_num,
-        "mc_remaining_time": _is_num,
-        "layer_num": _is_num,
-        "total_layer_num": _is_num,
-        "nozzle_temper": _is_num,
-        "nozzle_target_temper": _is_num,
-        "bed_temper": _is_num,
-        "bed_target_temper": _is_num,
-        "chamber_temper": _is_num,
-        "cooling_fan_speed": _is_num,
-        "big_fan1_speed": _is_num,
-        "big_fan2_speed": _is_num,
-        "heatbreak_fan_speed": _is_num,
-        "fan_gear": _is_num,
-        "spd_lvl": _is_num,
-        "spd_mag": _is_num,
-        "wifi_signal": _is_str,
-        "subtask_name": _is_str,
-        "gcode_file": _is_str,
-        "print_type": _is_str,
-        "print_error": _is_num,
-        "stg_cur": _is_num,
-        "home_flag": _is_num,
-        "stat": _is_hex,
-        "fun": _is_hex,
-        "sdcard": _is_flag,
-        "nozzle_diameter": _is_num,
-        "nozzle_type": _is_str,
-        "hms": _is_list,
-        "lights_report": _is_list,
-        "upgrade_state": _Obj({"new_version_state": _is_num}),
-        "ipcam": _Obj({"rtsp_url": _is_str}),
-        "net": _Obj({"info": _is_list}),
-        "ams": _Obj(
-            {
-                "ams": AMS_UNITS,
-                "tray_now": _is_num,
-                "tray_tar": _is_num,
-                "tray_pre": _is_num,
-                "ams_exist_bits": _is_hex,
-                "tray_exist_bits": _is_hex,
-            },
-            shared=True,
-        ),
-        "vt_tray": _TRAY,
-        "vir_slot": _ById(_TRAY),
-        "device": _DEVICE,
-    }
-)

@@ -34,9 +34,10 @@ from .ams_fields import (
     filament_route,
 )
 from .fields import NOZZLE_TARGET_KEY, StateFields
-from .merge import AMS_UNITS, PRINT_SCHEMA, UnknownBudget, merge_obj
+from .merge import UnknownBudget, merge_obj
 from .models import PrinterModel, model_from_code, model_from_product_name, model_from_serial
 from .reads import Readable
+from .schema import AMS_UNITS, PRINT_SCHEMA
 from .values import AP_BOARDS, ModuleInfo, dig, parse_module_info, to_int
 
 
