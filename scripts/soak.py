@@ -59,6 +59,10 @@ from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
 from custom_components.bambu_lan.printer import tls  # noqa: E402
 from custom_components.bambu_lan.printer.mqtt_frames import FramedSocket  # noqa: E402
 from custom_components.bambu_lan.printer.schema import PRINT_SCHEMA, Quiet  # noqa: E402
+from custom_components.bambu_lan.printer.session import (  # noqa: E402
+    BACKOFF_INITIAL,
+    STABLE_LINK,
+)
 from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402
 from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
@@ -103,6 +107,9 @@ class Outcome:
     recovered: bool
     recovery_s: float
     differing: list[str] = field(default_factory=list)
+    # The session's reconnect back-off when the fault began: after a drop, the next attempt
+    # comes after half to all of it (it doubles unless the link had stayed up for STABLE_LINK).
+    backoff_s: float = 0.0
 
 
 @dataclass
@@ -264,11 +271,20 @@ class Soak:
         while time.monotonic() < until:
             fault = FAULTS[turn % len(FAULTS)]
             turn += 1
+            coordinator = self.coordinator(printer)
+            session = coordinator.session if coordinator is not None else None
+            backoff = 0.0
+            if session is not None:
+                since = session.stats.connected_since
+                stable = since is not None and time.monotonic() - since >= STABLE_LINK
+                backoff = BACKOFF_INITIAL if stable else session._backoff
             await self.inject(fault, printer)
             ended = time.monotonic()
             recovered, differing = await self.recover(printer)
             self.outcomes.append(
-                Outcome(fault, printer.serial, recovered, time.monotonic() - ended, differing)
+                Outcome(
+                    fault, printer.serial, recovered, time.monotonic() - ended, differing, backoff
+                )
             )
             if not recovered:
                 _LOGGER.warning("%s after %s: differs in %s", printer.serial, fault, differing)
@@ -297,6 +313,8 @@ class Soak:
             if times:
                 line(f"soak_{fault}_recovery_p50_s", percentile(times, 50), "s")
                 line(f"soak_{fault}_recovery_p95_s", percentile(times, 95), "s")
+                backoffs = [o.backoff_s for o in mine]
+                line(f"soak_{fault}_backoff_at_fault_p95_s", percentile(backoffs, 95), "s")
         line("soak_rss_start_mib", start.rss_kib / 1024, "MiB")
         line("soak_rss_end_mib", end.rss_kib / 1024, "MiB")
         line("soak_rss_change_percent", (end.rss_kib / start.rss_kib - 1) * 100, "%")
