@@ -13,7 +13,9 @@ figure so that the numbers can be tracked over time. Not a test: nothing here as
    minimum of repeats).
    The entity fan-out's flood throttle is lifted here, so that every message is delivered and
    the figures are per message, not per throttled batch. `x1_full_nochange` is an X1 full report
-   that repeats the stored state (only its sequence number moves).
+   that repeats the stored state (only its sequence number moves). `p1_delta_after_pause` is
+   the P1 delta again, each message after 100 ms of idling (the median: here the pause, not the
+   host's steal time, is what is measured).
 3. A flood: one printer's session handed 1000 P1 deltas a second (where its MQTT reader hands
    them, so TLS reads are not in it) with the throttle on: CPU share of this process over the
    window.
@@ -72,6 +74,8 @@ from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
 
 ACCESS_CODE = "B3nchC0d"
 OUR_CODE: Final = str(Path(fanout.__file__).parent)
+PAUSE: Final = 0.1
+PAUSED_MESSAGES: Final = 100
 SETTLE = 12.0
 
 
@@ -349,12 +353,27 @@ async def _bench_pipeline(hass: HomeAssistant, cas: Any, n: int) -> None:
                 print(f"state_changes_per_msg_{name}: {changes_per_msg:.2f}", flush=True)
             if name == "p1_delta":
                 line("state_writes_per_unchanged_msg", unchanged)
+                await bench_after_pause(hass, feed, payloads)
             if name == "x1_full":
                 await bench_x1_nochange(hass, feed, writes, n)
             await hass.config_entries.async_remove(entry.entry_id)
             await hass.async_block_till_done()
         finally:
             printer.close()
+
+
+async def bench_after_pause(hass: HomeAssistant, feed: Any, payloads: list[bytes]) -> None:
+    """The same P1 deltas, each after the loop idled 100 ms: what a printer's once-a-second
+    report costs on a host that idles between reports (code and data left the CPU's caches).
+    Why printer/coalesce.py reads a farm's reports in passes."""
+    samples = []
+    for payload in payloads[:PAUSED_MESSAGES]:
+        await asyncio.sleep(PAUSE)
+        start = time.thread_time_ns()
+        feed(payload)
+        samples.append(time.thread_time_ns() - start)
+    await hass.async_block_till_done()
+    line("p1_delta_after_pause_cpu_us_per_msg", statistics.median(samples) / 1000, "us")
 
 
 async def bench_x1_nochange(hass: HomeAssistant, feed: Any, writes: WriteCounter, n: int) -> None:

@@ -56,7 +56,7 @@ from pytest_homeassistant_custom_component.common import (  # noqa: E402
 )
 
 from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
-from custom_components.bambu_lan.printer import tls  # noqa: E402
+from custom_components.bambu_lan.printer import coalesce, tls  # noqa: E402
 from custom_components.bambu_lan.printer.mqtt_frames import FramedSocket  # noqa: E402
 from custom_components.bambu_lan.printer.schema import PRINT_SCHEMA, Quiet  # noqa: E402
 from custom_components.bambu_lan.printer.session import (  # noqa: E402
@@ -87,6 +87,7 @@ MALFORMED = (
 )
 _LOGGER = logging.getLogger("soak")
 SILENCE = 100.0  # seconds: beyond the session's silence watchdog (90 s, checked every 10 s)
+IN_FLIGHT = 3 * coalesce.WINDOW  # seconds: see `recover`; part of every recovery time
 RECOVERY_LIMIT = 360.0  # seconds: longer than the pushall rate limit (5 minutes)
 MODELS = ("X1C", "P1S", "A1MINI", "H2D")
 COMPARED = [key for key, spec in PRINT_SCHEMA.fields.items() if not isinstance(spec, Quiet)]
@@ -249,6 +250,10 @@ class Soak:
     async def recover(self, printer: VirtualPrinter) -> tuple[bool, list[str]]:
         """Stop the printer's clock, then wait until the entry's state equals the printer's."""
         await asyncio.to_thread(printer.set_time_scale, 0)
+        # What the fault sent may still be on its way: the sessions read a farm's reports in
+        # passes up to coalesce.WINDOW apart. A comparison before it arrived would pass on a
+        # state the fault never reached (a malformed report's believable value, read later).
+        await asyncio.sleep(IN_FLIGHT)
         try:
             deadline = time.monotonic() + RECOVERY_LIMIT
             differing: list[str] = []

@@ -120,7 +120,7 @@ async def test_server_refuses_data_without_session_reuse(
     printer.add_timelapse("a", b"data")
     context = await async_create_printer_context(printer.serial)
 
-    class NoReuse(ftps_module._ImplicitFTPS):
+    class NoReuse(ftps_module.ImplicitFTPS):
         def ntransfercmd(
             self, cmd: str, rest: int | str | None = None
         ) -> tuple[ftplib.socket.socket, int]:
@@ -446,7 +446,7 @@ async def test_command_on_a_connection_dropped_after_the_probe_is_sent_again(
     (list, size, download) go again on a fresh connection; a delete is not repeated."""
     printer = virtual_printer("P1S", ftps=True)
     remote = printer.add_timelapse("a", b"abc")
-    monkeypatch.setattr(ftps_module, "_alive", lambda ftp: True)  # the probe "passes"
+    monkeypatch.setattr(ftps_module, "alive", lambda ftp: True)  # the probe "passes"
     async with _open(printer) as client:
         operations = (
             lambda: client.async_list("/timelapse"),

@@ -30,20 +30,29 @@ from pathlib import Path
 import posixpath
 import socket
 import ssl
-from typing import Any, BinaryIO, Final, override
+from typing import Any, Final
 
+from .ftps_steps import (
+    ImplicitFTPS,
+    alive,
+    connect,
+    file_size,
+    finish,
+    open_source,
+    quit_politely,
+    recv_upto,
+    send_chunk,
+)
 from .ssl_errors import run_clean
 from .tls import PrinterTLSError, async_create_printer_context
 
 _LOGGER = logging.getLogger(__name__)
 
 FTPS_PORT: Final = 990
-USERNAME: Final = "bblp"
 TIMEOUT: Final = 10.0  # seconds for a connect, a reply or a chunk of data
 IDLE_TIMEOUT: Final = 30.0
 CHUNK_SIZE: Final = 256 * 1024
 MAX_LISTING_BYTES: Final = 4 * 1024 * 1024
-_QUIT_TIMEOUT: Final = 2.0
 
 
 class FtpsErrorKind(StrEnum):
@@ -84,48 +93,8 @@ class RemoteFile:
         return posixpath.basename(self.path)
 
 
-class _ImplicitFTPS(ftplib.FTP_TLS):
-    """ftplib with TLS from the first byte, data connections that resume the control
-    connection's session, and no TLS shutdown after a transfer."""
-
-    sock: ssl.SSLSocket
-
-    @override
-    def connect(
-        self,
-        host: str = "",
-        port: int = 0,
-        timeout: float = -999,
-        source_address: tuple[str, int] | None = None,
-    ) -> str:
-        raw = socket.create_connection((host, port), timeout)
-        try:
-            # The context sends and checks the serial, whatever `host` is.
-            self.sock = self.context.wrap_socket(raw)
-        except BaseException:
-            raw.close()
-            raise
-        self.host, self.port, self.timeout = host, port, timeout
-        self.af = self.sock.family
-        self.file = self.sock.makefile("r", encoding=self.encoding)
-        self.welcome = self.getresp()
-        return self.welcome
-
-    @override
-    def ntransfercmd(
-        self, cmd: str, rest: int | str | None = None
-    ) -> tuple[socket.socket, int | None]:
-        # Plain FTP's passive connect; the data socket is wrapped in TLS right below.
-        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)  # noqa: S321
-        try:
-            return self.context.wrap_socket(conn, session=self.sock.session), size
-        except BaseException:
-            conn.close()
-            raise
-
-
 # What a command meets when the printer closed the connection just before it was sent: the
-# `_alive` probe can pass a moment before the close arrives.
+# `alive` probe can pass a moment before the close arrives.
 _DROPPED: Final = (EOFError, ConnectionError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
@@ -163,55 +132,6 @@ def _keeps_connection(err: BaseException) -> bool:
 # --- Blocking steps (executor) ------------------------------------------------------------------
 
 
-def _connect(
-    context: ssl.SSLContext, host: str, port: int, access_code: str, timeout: float
-) -> _ImplicitFTPS:
-    ftp = _ImplicitFTPS(context=context, timeout=timeout)
-    try:
-        ftp.connect(host, port, timeout)
-        ftp.login(USERNAME, access_code)
-        ftp.prot_p()
-        ftp.voidcmd("TYPE I")
-    except BaseException:
-        ftp.close()
-        raise
-    return ftp
-
-
-def _quit(ftp: _ImplicitFTPS) -> None:
-    with contextlib.suppress(Exception):
-        ftp.sock.settimeout(_QUIT_TIMEOUT)
-        ftp.quit()
-    ftp.close()
-
-
-def _alive(ftp: _ImplicitFTPS) -> bool:
-    """Whether a kept connection still answers (one round trip)."""
-    try:
-        ftp.voidcmd("NOOP")
-    except OSError, EOFError, ftplib.Error:
-        return False
-    return True
-
-
-def _recv(conn: socket.socket, size: int) -> bytes:
-    """Up to `size` bytes (fewer only at the end of the file)."""
-    buffer = bytearray(size)
-    view = memoryview(buffer)
-    filled = 0
-    while filled < size and (received := conn.recv_into(view[filled:])):
-        filled += received
-    del view
-    del buffer[filled:]
-    return bytes(buffer)
-
-
-def _finish(ftp: _ImplicitFTPS, conn: socket.socket) -> None:
-    """End a transfer: close the data connection (no TLS shutdown) and read the 226."""
-    conn.close()
-    ftp.voidresp()
-
-
 def _read_listing(conn: socket.socket) -> bytes | None:
     """The whole listing, or None if it is larger than any real card's."""
     data = bytearray()
@@ -222,7 +142,7 @@ def _read_listing(conn: socket.socket) -> bytes | None:
     return bytes(data)
 
 
-def _list(ftp: _ImplicitFTPS, directory: str) -> list[str]:
+def _list(ftp: ImplicitFTPS, directory: str) -> list[str]:
     conn = ftp.transfercmd(f"NLST {directory}")
     try:
         data = _read_listing(conn)
@@ -232,23 +152,8 @@ def _list(ftp: _ImplicitFTPS, directory: str) -> list[str]:
     if data is None:
         conn.close()
         raise FtpsError(FtpsErrorKind.TOO_LARGE, f"listing of {directory}")
-    _finish(ftp, conn)
+    finish(ftp, conn)
     return data.decode(ftp.encoding, errors="replace").splitlines()
-
-
-def _size(ftp: _ImplicitFTPS, path: str) -> int:
-    return int(ftp.sendcmd(f"SIZE {path}")[4:].strip())  # "213 <bytes>"; ValueError otherwise
-
-
-def _send(conn: socket.socket, source: BinaryIO, size: int) -> int:
-    chunk = source.read(size)
-    conn.sendall(chunk)
-    return len(chunk)
-
-
-def _open_source(path: Path) -> tuple[BinaryIO, int]:
-    source = path.open("rb")
-    return source, path.stat().st_size
 
 
 # --- The client ---------------------------------------------------------------------------------
@@ -280,7 +185,7 @@ class PrinterFtps:
         self.timeout = timeout
         self.idle_timeout = idle_timeout
         self._lock = asyncio.Lock()
-        self._ftp: _ImplicitFTPS | None = None
+        self._ftp: ImplicitFTPS | None = None
         self._kept = False  # the connection in use was kept from an earlier operation
         self._idle_handle: asyncio.TimerHandle | None = None
         self._idle_task: asyncio.Task[None] | None = None
@@ -307,25 +212,25 @@ class PrinterFtps:
             result: Any = None
             with contextlib.suppress(Exception):
                 result = await future
-            if isinstance(result, _ImplicitFTPS):
-                await asyncio.get_running_loop().run_in_executor(None, _quit, result)
+            if isinstance(result, ImplicitFTPS):
+                await asyncio.get_running_loop().run_in_executor(None, quit_politely, result)
             await self._drop()
             raise
 
     async def _drop(self) -> None:
         ftp, self._ftp = self._ftp, None
         if ftp is not None:
-            await asyncio.get_running_loop().run_in_executor(None, _quit, ftp)
+            await asyncio.get_running_loop().run_in_executor(None, quit_politely, ftp)
 
     @contextlib.asynccontextmanager
-    async def _session(self) -> AsyncIterator[_ImplicitFTPS]:
+    async def _session(self) -> AsyncIterator[ImplicitFTPS]:
         """The control connection, exclusively; errors are translated to `FtpsError`."""
         async with self._lock:
             if self._closed:
                 raise FtpsError(FtpsErrorKind.PROTOCOL, "closed")
             self._cancel_idle()
             try:
-                if self._ftp is not None and not await self._call(_alive, self._ftp):
+                if self._ftp is not None and not await self._call(alive, self._ftp):
                     # The printer rebooted or dropped us while idle: start afresh.
                     await self._drop()
                 self._kept = self._ftp is not None
@@ -343,11 +248,11 @@ class PrinterFtps:
                     self._schedule_idle()
 
     async def _first[T](
-        self, ftp: _ImplicitFTPS, func: Callable[..., T], *args: Any
-    ) -> tuple[_ImplicitFTPS, T]:
+        self, ftp: ImplicitFTPS, func: Callable[..., T], *args: Any
+    ) -> tuple[ImplicitFTPS, T]:
         """Inside `_session`: the first command of an idempotent operation, `func(ftp, *args)`.
 
-        A kept connection can pass the `_alive` probe a moment before the printer's close
+        A kept connection can pass the `alive` probe a moment before the printer's close
         arrives; the command then meets a dropped connection and is sent again on a fresh one.
         """
         try:
@@ -361,12 +266,12 @@ class PrinterFtps:
         self._ftp = ftp = await self._open()
         return ftp, await self._call(func, ftp, *args)
 
-    async def _open(self) -> _ImplicitFTPS:
+    async def _open(self) -> ImplicitFTPS:
         context = await async_create_printer_context(self.serial, pinned_cert=self._pinned_cert)
         _LOGGER.debug("Opening FTPS to %s:%s", self.host, self.port)
         try:
             return await self._call(
-                _connect, context, self.host, self.port, self._access_code, self.timeout
+                connect, context, self.host, self.port, self._access_code, self.timeout
             )
         except PrinterTLSError as err:
             err.host, err.port = self.host, self.port
@@ -426,7 +331,7 @@ class PrinterFtps:
     async def async_size(self, path: str) -> int:
         """The size of a file in bytes."""
         async with self._session() as ftp:
-            return (await self._first(ftp, _size, path))[1]
+            return (await self._first(ftp, file_size, path))[1]
 
     async def async_read(
         self,
@@ -444,14 +349,14 @@ class PrinterFtps:
         """
         async with self._session() as kept:
             ftp, conn = await self._first(
-                kept, _ImplicitFTPS.transfercmd, f"RETR {path}", offset or None
+                kept, ImplicitFTPS.transfercmd, f"RETR {path}", offset or None
             )
             complete = False
             try:
                 remaining = length
                 while remaining is None or remaining > 0:
                     want = chunk_size if remaining is None else min(chunk_size, remaining)
-                    chunk = await self._call(_recv, conn, want)
+                    chunk = await self._call(recv_upto, conn, want)
                     if remaining is not None:
                         remaining -= len(chunk)
                     if chunk:
@@ -461,7 +366,7 @@ class PrinterFtps:
                         break
             finally:
                 if complete:
-                    await self._call(_finish, ftp, conn)
+                    await self._call(finish, ftp, conn)
                 else:
                     await self._call(conn.close)
                     await self._drop()
@@ -487,7 +392,7 @@ class PrinterFtps:
         """Upload a local file; `progress(sent, total)` is called on the loop per chunk."""
         loop = asyncio.get_running_loop()
         try:
-            handle, total = await loop.run_in_executor(None, _open_source, source)
+            handle, total = await loop.run_in_executor(None, open_source, source)
         except OSError as err:
             raise FtpsError(FtpsErrorKind.NOT_FOUND, err.strerror or str(source.name)) from err
         try:
@@ -495,7 +400,7 @@ class PrinterFtps:
                 conn = await self._call(ftp.transfercmd, f"STOR {remote_path}")
                 sent = 0
                 try:
-                    while count := await self._call(_send, conn, handle, CHUNK_SIZE):
+                    while count := await self._call(send_chunk, conn, handle, CHUNK_SIZE):
                         sent += count
                         if progress is not None and (pending := progress(sent, total)):
                             await pending
@@ -503,7 +408,7 @@ class PrinterFtps:
                     await self._call(conn.close)
                     raise
                 # No unwrap(): the printers never answer a TLS shutdown here.
-                await self._call(_finish, ftp, conn)
+                await self._call(finish, ftp, conn)
                 # Closed without a TLS shutdown of ours, the data connection takes the shared
                 # session down with it (OpenSSL marks it not resumable), so the next data
                 # connection could not resume it: start the next operation afresh.

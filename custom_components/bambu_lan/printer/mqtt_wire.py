@@ -58,7 +58,7 @@ class LoopDriver:
         """Drive nothing until `attach`; QoS 0 PUBLISH packets go to `on_publish`, the sizes of
         packets too large to keep to `on_skip`."""
         self._loop = loop
-        self._coalescer = coalesce.for_loop(loop)
+        self._coalescer: coalesce.ReadCoalescer | None = None
         self._on_publish = on_publish
         self._on_skip = on_skip
         self._misc_interval = 0.0
@@ -96,6 +96,8 @@ class LoopDriver:
             if client is self._client:
                 sock.pump(self._on_publish, self._on_skip, self._paho_read)
 
+        # Looked up per connection: a loop's coalescer goes when its last connection closes.
+        self._coalescer = coalesce.for_loop(self._loop)
         self._coalescer.add(fileno, read)
         self._misc_timer = self._loop.call_later(self._misc_interval, self._misc, client)
 
@@ -105,7 +107,8 @@ class LoopDriver:
     def _forget_socket(self, client: mqtt.Client) -> None:
         if client is not self._client or self._fileno is None:
             return
-        self._coalescer.remove(self._fileno)
+        if self._coalescer is not None:
+            self._coalescer.remove(self._fileno)
         self._loop.remove_writer(self._fileno)
         self._fileno = None
 
