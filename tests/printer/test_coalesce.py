@@ -190,3 +190,19 @@ async def test_closing_the_last_connection_during_a_window_cancels_its_pass(
     assert coalescer._selector is None
     await asyncio.sleep(WINDOW * 1.2)
     assert only.data == b"1"
+
+
+async def test_a_reused_descriptor_number_reads_for_its_new_socket(
+    pairs: list[tuple[socket.socket, socket.socket]],
+) -> None:
+    """Should a socket close without `remove`, the next one with its number replaces it."""
+    coalescer = coalesce.ReadCoalescer(asyncio.get_running_loop())
+    connection = Connection(coalescer, pairs)
+    stale: list[int] = []
+    coalescer.remove(connection.ours.fileno())
+    coalescer.add(connection.ours.fileno(), lambda: stale.append(1))
+    coalescer.add(connection.ours.fileno(), connection.read)  # the same number again
+    connection.theirs.send(b"new")
+    await until(lambda: connection.data == b"new")
+    assert stale == []
+    connection.remove()

@@ -50,7 +50,11 @@ class ReadCoalescer:
         selector = self._selector
         if selector is None:
             selector = self._selector = selectors.DefaultSelector()
-        selector.register(fileno, selectors.EVENT_READ, read)
+        try:
+            selector.register(fileno, selectors.EVENT_READ, read)
+        except KeyError:  # the number of a socket that closed unnoticed: the new one replaces it
+            selector.unregister(fileno)
+            selector.register(fileno, selectors.EVENT_READ, read)
         self._watch()
 
     def remove(self, fileno: int) -> None:
