@@ -25,7 +25,10 @@ figure so that the numbers can be tracked over time. Not a test: nothing here as
    temperatures, as real printers while printing): CPU share of this process over the quietest
    of 3 consecutive windows (each printed), minus the quietest of 3 with no printers, and the
    traced memory each printer after the first adds (the first loads what all share: platforms,
-   translations), split into what this integration's code allocated and the rest per entity.
+   translations), split into what this integration's code allocated and the rest per entity
+   (bench_farm.py). Beside it, the floor: Home Assistant's own memory per bare sensor entity
+   (a unique id, a device, a unit) in an instance of its own, and that times the entities a
+   printer has: the least any integration with this entity set could reach.
 5. First, the camera (bench_camera.py): CPU per port-6000 frame, and the RTSP relay's CPU per
    Mbit/s.
 """
@@ -34,35 +37,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import json
 import logging
 from pathlib import Path
-import pstats
 import random
 import statistics
 import sys
 import tempfile
 import time
-import tracemalloc
 from typing import Any, Final
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import bench_camera  # noqa: E402
+from bench_farm import bench_farm, bench_floor  # noqa: E402
+from bench_ha import (  # noqa: E402
+    ACCESS_CODE,
+    Unthrottled,
+    WriteCounter,
+    add_printer,
+    feeder,
+    line,
+    quiet_median,
+)
 from homeassistant import loader  # noqa: E402
-from homeassistant.config_entries import ConfigEntryState  # noqa: E402
 from homeassistant.const import EVENT_STATE_CHANGED  # noqa: E402
 from homeassistant.core import Event, HomeAssistant, callback  # noqa: E402
-from homeassistant.helpers.entity import Entity  # noqa: E402
-from pytest_homeassistant_custom_component.common import (  # noqa: E402
-    MockConfigEntry,
-    async_test_home_assistant,
-)
+from pytest_homeassistant_custom_component.common import async_test_home_assistant  # noqa: E402
 
-from custom_components.bambu_lan import fanout  # noqa: E402
-from custom_components.bambu_lan.const import DOMAIN  # noqa: E402
 from custom_components.bambu_lan.printer import tls  # noqa: E402
 from custom_components.bambu_lan.printer.state import PrinterState  # noqa: E402
 from custom_components.bambu_lan.printer.values import decode_payload  # noqa: E402
@@ -72,26 +75,8 @@ from tests.virtual_printer.models import default_serial  # noqa: E402
 from tests.virtual_printer.pki import generate_cas  # noqa: E402
 from tests.virtual_printer.printer import VirtualPrinter  # noqa: E402
 
-ACCESS_CODE = "B3nchC0d"
-OUR_CODE: Final = str(Path(fanout.__file__).parent)
 PAUSE: Final = 0.1
 PAUSED_MESSAGES: Final = 100
-SETTLE = 12.0
-
-
-def quiet_median(samples: list[int], slices: int = 5) -> float:
-    """The lowest median of `slices` consecutive slices of `samples` (ns)."""
-    size = max(len(samples) // slices, 1)
-    return min(
-        statistics.median(samples[start : start + size])
-        for start in range(0, len(samples) - size + 1, size)
-    )
-
-
-def line(name: str, value: float | int, unit: str = "") -> None:
-    """One tracked figure."""
-    text = f"{value:.1f}" if isinstance(value, float) else str(value)
-    print(f"{name}: {text}{' ' + unit if unit else ''}", flush=True)
 
 
 # --- streams -----------------------------------------------------------------------------------
@@ -238,63 +223,6 @@ def bench_model(n: int) -> None:
 
 
 # --- Home Assistant ----------------------------------------------------------------------------
-
-
-class WriteCounter:
-    """Counts state writes (every `Entity.async_write_ha_state` call, changed or not)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        original = Entity.async_write_ha_state
-
-        def counting(entity: Entity) -> None:
-            self.count += 1
-            original(entity)
-
-        Entity.async_write_ha_state = counting  # type: ignore[method-assign]
-
-
-async def add_printer(hass: HomeAssistant, printer: VirtualPrinter) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=printer.serial,
-        title=f"{printer.model} {printer.serial[-4:]}",
-        data={
-            "host": "127.0.0.1",
-            "serial": printer.serial,
-            "access_code": ACCESS_CODE,
-            "port": printer.port,
-            "cert_fingerprint": printer.fingerprint,
-        },
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
-    assert entry.state is ConfigEntryState.LOADED, entry.state
-    return entry
-
-
-class Unthrottled:
-    """Lift the fan-out's flood throttle (for per-message figures) while inside."""
-
-    def __enter__(self) -> None:
-        self._saved = fanout.RATE, fanout.BURST
-        fanout.RATE, fanout.BURST = 1e9, 10**9
-
-    def __exit__(self, *_exc: object) -> None:
-        fanout.RATE, fanout.BURST = self._saved
-
-
-def feeder(session: Any, serial: str) -> Any:
-    """Hand payloads to the session, as its MQTT reader does (printer/mqtt_frames.py)."""
-    topic = f"device/{serial}/report".encode()
-
-    def feed(payload: bytes) -> None:
-        session._on_publish(topic, payload)
-
-    return feed
-
-
 async def bench_pipeline(hass: HomeAssistant, cas: Any, n: int) -> None:
     with Unthrottled():
         await _bench_pipeline(hass, cas, n)
@@ -435,118 +363,6 @@ async def bench_flood(hass: HomeAssistant, cas: Any, window: float, rate: int = 
         printer.close()
 
 
-def farm_models(count: int) -> list[str]:
-    """20: the usual mix; 100: 10 % X1C (full reports), the rest P1S / A1 mini / H2D deltas."""
-    if count < 100:
-        mix = ["P1S", "X1C", "A1MINI", "H2D"]
-        return [mix[i % len(mix)] for i in range(count)]
-    deltas = ["P1S", "A1MINI", "H2D"]
-    return ["X1C" if i % 10 == 0 else deltas[i % len(deltas)] for i in range(count)]
-
-
-FARM_WINDOWS: Final = 3
-
-
-async def cpu_share(window: float) -> float:
-    """This process's CPU time over the next `window` seconds, as a share of one core."""
-    cpu0, wall0 = time.process_time(), time.monotonic()
-    await asyncio.sleep(window)
-    return (time.process_time() - cpu0) / (time.monotonic() - wall0)
-
-
-async def bench_farm(
-    hass: HomeAssistant,
-    cas: Any,
-    count: int,
-    window: float,
-    *,
-    profile: bool = False,
-    last: bool = False,
-) -> None:
-    printers: list[VirtualPrinter] = []
-    try:
-        # Baseline: this process with Home Assistant idle and no printers. The quietest of the
-        # windows, as for the farm below (the lower the baseline, the higher the farm figure).
-        await asyncio.sleep(1)
-        idle = min([await cpu_share(window / FARM_WINDOWS) for _ in range(FARM_WINDOWS)])
-
-        for i, model in enumerate(farm_models(count)):
-            printers.append(
-                VirtualPrinter(
-                    cas,
-                    serial=default_serial(model, 100 + i),
-                    access_code=ACCESS_CODE,
-                    model=model,
-                    demo_print=True,
-                    time_scale=1.0,
-                    push_interval=1.0,
-                    # Temperatures in raw 1/32 °C steps, as real printers report them while
-                    # printing: every printer pushes every second (else a steady heater's
-                    # printer has nothing to say and the farm runs below its nominal load).
-                    quirks=["raw_temperatures"],
-                ).start()
-            )
-        # The first printer loads the platforms, translations and caches every printer shares;
-        # the memory per printer is what each further one adds.
-        entries = [await add_printer(hass, printers[0])]
-        await asyncio.sleep(1)
-        tracemalloc.start()
-        traced0 = tracemalloc.get_traced_memory()[0]
-        entities0 = len(hass.states.async_all())
-        entries += [await add_printer(hass, printer) for printer in printers[1:]]
-        await asyncio.sleep(5)
-        traced = tracemalloc.get_traced_memory()[0] - traced0
-        # Whose code allocated it (the innermost frame): this integration's, or anything else's
-        # (Home Assistant's entity, state and registry bookkeeping, mostly).
-        ours = sum(
-            stat.size
-            for stat in tracemalloc.take_snapshot().statistics("filename")
-            if OUR_CODE in stat.traceback[0].filename
-        )
-        tracemalloc.stop()
-        added = max(count - 1, 1)
-        per_printer = traced / added / 1024
-        entities = (len(hass.states.async_all()) - entities0) / added
-        # Let the registries' delayed saves (10 s after the entities appeared) pass first.
-        await asyncio.sleep(SETTLE)
-
-        messages0 = sum(e.runtime_data.session.stats.messages for e in entries)
-        profiler = cProfile.Profile() if profile else None
-        wall0, loop0 = time.monotonic(), time.thread_time()
-        if profiler:
-            profiler.enable()
-        # Consecutive windows; the figure is the quietest one (the host's steal time and the 200
-        # publishing processes only ever add), and every window is printed.
-        shares = [await cpu_share(window) for _ in range(FARM_WINDOWS)]
-        if profiler:
-            profiler.disable()
-            pstats.Stats(profiler, stream=sys.stderr).sort_stats("cumulative").print_stats(45)
-        elapsed = time.monotonic() - wall0
-        loop_busy = (time.thread_time() - loop0) / elapsed
-        messages = sum(e.runtime_data.session.stats.messages for e in entries) - messages0
-        line(f"farm{count}_messages_per_s", messages / elapsed, "msg/s")
-        line(f"farm{count}_cpu_percent", max(min(shares) - idle, 0.0) * 100, "%")
-        windows = ", ".join(f"{max(share - idle, 0.0) * 100:.1f}" for share in shares)
-        print(f"farm{count}_cpu_percent_windows: {windows} %", flush=True)
-        line(f"farm{count}_loop_thread_cpu_percent", loop_busy * 100, "%")
-        line(f"farm{count}_mem_per_printer_kib", per_printer, "KiB")
-        if last:
-            line("farm_mem_per_printer_kib", per_printer, "KiB")
-            line("farm_mem_ours_per_printer_kib", ours / added / 1024, "KiB")
-            line("farm_entities_per_printer", entities)
-            line(
-                "farm_mem_rest_per_entity_kib",
-                (traced - ours) / added / max(entities, 1) / 1024,
-                "KiB",
-            )
-        for entry in entries:
-            await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_block_till_done()
-    finally:
-        for printer in printers:
-            printer.close()
-
-
 async def run(args: argparse.Namespace) -> None:
     bench_model(args.messages * 10)
     cas = generate_cas()
@@ -555,13 +371,17 @@ async def run(args: argparse.Namespace) -> None:
         tls.CERTS_DIR = Path(anchors)  # trust the virtual printers' CAs, for this run only
         await bench_camera.bench_jpeg(cas, args.messages, line)
         await bench_camera.bench_relay(cas, args.window / 4, line)
+        farms = [int(count) for count in args.farm.split(",") if int(count) > 0]
+        floor = 0.0
+        if farms:
+            with tempfile.TemporaryDirectory() as floor_config:
+                floor = await bench_floor(floor_config)
         async with async_test_home_assistant(config_dir=config) as hass:
             hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
             if not args.skip_pipeline:
                 await bench_pipeline(hass, cas, args.messages)
             if args.flood:
                 await bench_flood(hass, cas, args.window / 2)
-            farms = [int(count) for count in args.farm.split(",") if int(count) > 0]
             for count in farms:
                 await bench_farm(
                     hass,
@@ -570,6 +390,7 @@ async def run(args: argparse.Namespace) -> None:
                     args.window,
                     profile=args.profile,
                     last=count == farms[-1],
+                    floor=floor,
                 )
             await hass.async_stop(force=True)
 
