@@ -13,7 +13,7 @@ from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
 import pytest
 
-from custom_components.bambu_lan import fanout, sensor
+from custom_components.bambu_lan import fanout, sensor_descriptions
 from custom_components.bambu_lan.const import DOMAIN
 from tests.fixtures import reports as r
 from tests.helpers import printer_entry
@@ -84,7 +84,7 @@ async def test_print_error_reads_none(hass: HomeAssistant, virtual_printer: Prin
     """No error shows the translated "none"; an error shows its code and decoded module."""
     _, printer = await setup_printer(hass, virtual_printer, "A1MINI")
     error = "sensor.a1mini_print_error"
-    assert state_of(hass, error) == sensor.NO_ERROR == "none"
+    assert state_of(hass, error) == sensor_descriptions.NO_ERROR == "none"
     state = hass.states.get(error)
     assert state is not None
     assert "module" not in state.attributes

@@ -51,7 +51,7 @@ from custom_components.bambu_lan import (
     number,
     printer_info,
     select,
-    sensor,
+    sensor_descriptions,
     switch,
     update,
 )
@@ -566,8 +566,8 @@ def test_translations_and_icons_cover_every_entity() -> None:
     icons = json.loads((root / "icons.json").read_text())["entity"]
     descriptions: dict[str, list[EntityDescription]] = {
         "sensor": [
-            *sensor.SENSORS,
-            sensor.END_TIME,
+            *sensor_descriptions.SENSORS,
+            sensor_descriptions.END_TIME,
             *certificate.CERTIFICATE_SENSORS,
             *printer_info.INFO_SENSORS,
             printer_info.USAGE_HOURS,
