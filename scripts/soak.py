@@ -22,6 +22,9 @@ virtual printer's own state, key by key, until they are equal (recovery time, me
 end of the fault) or for at most 6 minutes (a lost change). Resources (RSS, threads, sockets,
 file descriptors) are taken after a warm-up and at the end; the event loop's lag is sampled
 every 50 ms throughout.
+With `--trace-memory`, the Python heap is traced too: `soak_heap_growth_kib` and, on stderr, the
+lines where it grew most (an RSS that grows while the heap stays flat is the allocator's, not a
+leak).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,6 +94,7 @@ SILENCE = 100.0  # seconds: beyond the session's silence watchdog (90 s, checked
 IN_FLIGHT = 3 * coalesce.WINDOW  # seconds: see `recover`; part of every recovery time
 RECOVERY_LIMIT = 360.0  # seconds: longer than the pushall rate limit (5 minutes)
 MODELS = ("X1C", "P1S", "A1MINI", "H2D")
+HEAP_TOP = 25  # lines of heap growth printed by --trace-memory
 COMPARED = [key for key, spec in PRINT_SCHEMA.fields.items() if not isinstance(spec, Quiet)]
 
 
@@ -356,8 +361,11 @@ async def run(args: argparse.Namespace) -> None:
             soak = Soak(hass, args)
             try:
                 await soak.start(cas)
+                if args.trace_memory:
+                    tracemalloc.start()
                 await asyncio.sleep(args.warmup)
                 start = Resources.now()
+                heap0 = tracemalloc.take_snapshot() if args.trace_memory else None
                 stop = asyncio.Event()
                 lag = asyncio.create_task(soak.sample_lag(stop))
                 began = time.monotonic()
@@ -371,12 +379,29 @@ async def run(args: argparse.Namespace) -> None:
                 stop.set()
                 await lag
                 soak.report(start, end, time.monotonic() - began)
+                if heap0 is not None:
+                    report_heap_growth(heap0, tracemalloc.take_snapshot())
+                    tracemalloc.stop()
                 for entry_id in soak.entries.values():
                     await hass.config_entries.async_unload(entry_id)
                 await hass.async_block_till_done()
             finally:
                 soak.close()
             await hass.async_stop(force=True)
+
+
+def report_heap_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> None:
+    """Where the Python heap grew over the soak: the total, and the top lines (stderr)."""
+    ignore = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    growth = after.filter_traces(ignore).compare_to(before.filter_traces(ignore), "lineno")
+    line("soak_heap_growth_kib", sum(stat.size_diff for stat in growth) / 1024, "KiB")
+    for stat in growth[:HEAP_TOP]:
+        frame = stat.traceback[0]
+        print(
+            f"heap {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} "
+            f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}",
+            file=sys.stderr,
+        )
 
 
 def main() -> None:
@@ -386,6 +411,11 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=5.0, help="simulated speed")
     parser.add_argument("--gap", type=float, default=30.0, help="mean seconds between faults")
     parser.add_argument("--warmup", type=float, default=30.0, help="seconds before measuring")
+    parser.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="trace the Python heap (slower): its growth, and where it grew (stderr)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("homeassistant").setLevel(logging.CRITICAL)
