@@ -34,6 +34,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
+import gc
 import logging
 import os
 from pathlib import Path
@@ -360,12 +361,14 @@ async def run(args: argparse.Namespace) -> None:
             hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
             soak = Soak(hass, args)
             try:
-                await soak.start(cas)
                 if args.trace_memory:
+                    # Before the entries: a reload frees their first entities, which must have
+                    # been traced for the growth to net out.
                     tracemalloc.start()
+                await soak.start(cas)
                 await asyncio.sleep(args.warmup)
                 start = Resources.now()
-                heap0 = tracemalloc.take_snapshot() if args.trace_memory else None
+                heap0 = heap_snapshot() if args.trace_memory else None
                 stop = asyncio.Event()
                 lag = asyncio.create_task(soak.sample_lag(stop))
                 began = time.monotonic()
@@ -380,7 +383,7 @@ async def run(args: argparse.Namespace) -> None:
                 await lag
                 soak.report(start, end, time.monotonic() - began)
                 if heap0 is not None:
-                    report_heap_growth(heap0, tracemalloc.take_snapshot())
+                    report_heap_growth(heap0, heap_snapshot())
                     tracemalloc.stop()
                 for entry_id in soak.entries.values():
                     await hass.config_entries.async_unload(entry_id)
@@ -388,6 +391,13 @@ async def run(args: argparse.Namespace) -> None:
             finally:
                 soak.close()
             await hass.async_stop(force=True)
+
+
+def heap_snapshot() -> tracemalloc.Snapshot:
+    """The traced heap without garbage: a reloaded entry's old entities sit in reference cycles
+    until the collector runs, and would count as growth."""
+    gc.collect()
+    return tracemalloc.take_snapshot()
 
 
 def report_heap_growth(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> None:
