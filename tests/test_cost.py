@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest.mock import AsyncMock, patch
+
 from homeassistant.const import STATE_UNKNOWN
 from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
@@ -47,7 +49,20 @@ def test_prices_and_cost() -> None:
 
 
 async def test_options_flow_keeps_other_options(hass: HomeAssistant) -> None:
-    """Prices are saved; a pinned certificate in the options is left alone."""
+    """Prices are saved; a pinned certificate in the options is left alone; saving reloads."""
+    with (
+        patch(
+            "custom_components.bambu_lan.async_setup_entry", AsyncMock(return_value=True)
+        ) as setup_entry,
+        patch("custom_components.bambu_lan.async_unload_entry", AsyncMock(return_value=True)),
+    ):
+        await _options_flow_keeps_other_options(hass)
+    # Each save reloaded the entry (within the test: a reload left running into the teardown
+    # raced Home Assistant's shutdown and could leave a delayed registry write behind).
+    assert setup_entry.await_count == 2
+
+
+async def _options_flow_keeps_other_options(hass: HomeAssistant) -> None:
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id="00M09A000000001",
@@ -67,9 +82,11 @@ async def test_options_flow_keeps_other_options(hass: HomeAssistant) -> None:
         "price_per_kg": 22.5,
         "type_prices": {"PETG": 31.0},
     }
+    await hass.async_block_till_done()
     result = await hass.config_entries.options.async_init(entry.entry_id)
     result = await hass.config_entries.options.async_configure(result["flow_id"], {})
     assert dict(entry.options) == {CONF_PINNED_CERT: "PEM", "type_prices": {}}
+    await hass.async_block_till_done()
 
 
 @pytest.mark.usefixtures("trust_test_cas")
