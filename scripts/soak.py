@@ -23,8 +23,8 @@ end of the fault) or for at most 6 minutes (a lost change). Resources (RSS, thre
 file descriptors) are taken after a warm-up and at the end; the event loop's lag is sampled
 every 50 ms throughout.
 With `--trace-memory`, the Python heap is traced too: `soak_heap_growth_kib` and, on stderr, the
-lines where it grew most (an RSS that grows while the heap stays flat is the allocator's, not a
-leak).
+lines where it grew most (an RSS that grows while the heap stays flat grows outside it: the C
+allocator, OpenSSL).
 """
 
 from __future__ import annotations
