@@ -48,6 +48,7 @@ class WriteCounter:
 
 
 async def add_printer(hass: HomeAssistant, printer: VirtualPrinter) -> MockConfigEntry:
+    """Configure `printer` as an entry (its current access code) and wait until it is loaded."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=printer.serial,
@@ -55,7 +56,7 @@ async def add_printer(hass: HomeAssistant, printer: VirtualPrinter) -> MockConfi
         data={
             "host": "127.0.0.1",
             "serial": printer.serial,
-            "access_code": ACCESS_CODE,
+            "access_code": printer.access_code,
             "port": printer.port,
             "cert_fingerprint": printer.fingerprint,
         },

@@ -52,11 +52,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench_ha import add_printer  # noqa: E402
 from homeassistant import loader  # noqa: E402
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState  # noqa: E402
 from homeassistant.core import HomeAssistant  # noqa: E402
 from pytest_homeassistant_custom_component.common import (  # noqa: E402
-    MockConfigEntry,
     async_test_home_assistant,
 )
 
@@ -174,22 +174,7 @@ class Soak:
             await asyncio.to_thread(printer.start)
             self.printers.append(printer)
             await asyncio.to_thread(printer.start_job, "soak", layers=400, minutes=240.0)
-            entry = MockConfigEntry(
-                domain=DOMAIN,
-                unique_id=printer.serial,
-                title=f"{model} {printer.serial[-4:]}",
-                data={
-                    "host": "127.0.0.1",
-                    "serial": printer.serial,
-                    "access_code": printer.access_code,
-                    "port": printer.port,
-                    "cert_fingerprint": printer.fingerprint,
-                },
-            )
-            entry.add_to_hass(self.hass)
-            assert await self.hass.config_entries.async_setup(entry.entry_id)
-            await self.hass.async_block_till_done()
-            assert entry.state is ConfigEntryState.LOADED, entry.state
+            entry = await add_printer(self.hass, printer)
             self.entries[printer.serial] = entry.entry_id
 
     def close(self) -> None:
